@@ -1,0 +1,14 @@
+"""tfcontrast: similarity learning for TensorFlow 2.16+ and Keras 3.
+
+Losses (contrastive, triplet, NT-Xent, SupCon, BYOL/SimSiam), models with
+custom train steps (siamese, embedding, SimCLR, BYOL, DirectPred, SimSiam),
+tf.distribute with global-batch semantics, and similarity search.
+
+    import tfcontrast as tfc
+    loss = tfc.losses.TripletLoss(margin=0.2, mining="semi-hard")
+"""
+
+from tfcontrast.version import __version__
+from tfcontrast import distances, distribute, losses
+
+__all__ = ["__version__", "distances", "distribute", "losses"]

@@ -1,0 +1,89 @@
+"""Cross-replica helpers that give losses and models global-batch semantics.
+
+Under a ``tf.distribute`` strategy each replica holds a slice of the global
+batch. Contrastive losses need every view of the global batch as a negative
+and statistics (means, correlation matrices) must be global, so:
+
+* :func:`gather` concatenates a tensor across replicas (with a gradient: the
+  upstream gradients of all replicas are summed, then sliced back) and says
+  where this replica's rows start;
+* :func:`all_reduce_sum` / :func:`all_reduce_mean` reduce across replicas;
+* :func:`replica_share` turns a local sum over anchors into this replica's
+  *share* of the global mean, ``local_sum / global_count``.
+
+Replica shares follow Keras' own convention for losses under a strategy: the
+value a replica returns is scaled so that **summing over replicas gives the
+global loss**, and the gradients the optimizer sums across replicas are the
+gradients of the global loss. (Keras scales per-sample losses by
+1/num_replicas itself but leaves scalar losses alone, which is why the
+batch-level losses of this package scale themselves.)
+
+Outside a strategy (or with one replica) every function is the identity /
+plain reduction, so the same code runs on one device, several GPUs, several
+workers or a TPU. Everything is a TF op: no host callbacks, XLA-compilable.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def _replica_context():
+    """The replica context, or ``None`` in a cross-replica context."""
+    if tf.distribute.in_cross_replica_context():
+        return None
+    return tf.distribute.get_replica_context()
+
+
+def num_replicas() -> int:
+    """Replicas in sync in the current replica context (1 outside a strategy)."""
+    ctx = _replica_context()
+    return 1 if ctx is None else int(ctx.num_replicas_in_sync)
+
+
+def gather(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """All-gathers ``x`` along axis 0 across replicas.
+
+    Returns:
+        ``(gathered, offset)``: the global tensor and the int32 row at which
+        this replica's rows begin in it (0 on a single replica). Replicas may
+        hold different numbers of rows (not on TPU, where shapes must match).
+    """
+    ctx = _replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return x, tf.constant(0, tf.int32)
+    gathered = ctx.all_gather(x, axis=0)
+    sizes = ctx.all_gather(tf.shape(x, out_type=tf.int32)[:1], axis=0)
+    replica_id = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
+    before = tf.range(ctx.num_replicas_in_sync, dtype=tf.int32) < replica_id
+    offset = tf.reduce_sum(tf.where(before, sizes, tf.zeros_like(sizes)))
+    return gathered, offset
+
+
+def all_reduce_sum(x: tf.Tensor) -> tf.Tensor:
+    """Sum of ``x`` over replicas (``x`` itself on a single replica)."""
+    ctx = _replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return x
+    return ctx.all_reduce(tf.distribute.ReduceOp.SUM, x)
+
+
+def all_reduce_mean(x: tf.Tensor) -> tf.Tensor:
+    """Mean of ``x`` over replicas (``x`` itself on a single replica)."""
+    ctx = _replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return x
+    return ctx.all_reduce(tf.distribute.ReduceOp.MEAN, x)
+
+
+def replica_share(local_sum: tf.Tensor, local_count: tf.Tensor) -> tf.Tensor:
+    """This replica's share of a global mean: ``local_sum / sum_r count_r``.
+
+    Summed over replicas this is the exact global mean, even when replicas hold
+    different numbers of valid anchors. A global count of 0 gives 0 (never NaN)
+    and, because the count carries no gradient, a zero gradient.
+    """
+    local_count = tf.cast(local_count, local_sum.dtype)
+    global_count = tf.stop_gradient(all_reduce_sum(local_count))
+    return tf.math.divide_no_nan(local_sum, global_count)
+

@@ -1,0 +1,308 @@
+"""NT-Xent (SimCLR) and supervised contrastive (SupCon) losses.
+
+NT-Xent, Chen et al., "A Simple Framework for Contrastive Learning of Visual
+Representations" (SimCLR), ICML 2020. With 2N L2-normalised views (two per
+example), cosine similarity s and temperature t, view i's positive j(i) is the
+other view of its example and every other view is a negative:
+
+    L = 1/(2N) sum_i -log( exp(s(i, j(i))/t) / sum_{k != i} exp(s(i, k)/t) )
+
+SupCon, Khosla et al., "Supervised Contrastive Learning", NeurIPS 2020 (the
+L_out form): every other view with the same label is a positive,
+
+    L = mean over anchors i with |P(i)| >= 1 of
+        -1/|P(i)| sum_{p in P(i)} log( exp(s(i, p)/t) / sum_{k != i} exp(s(i, k)/t) )
+
+Under a ``tf.distribute`` strategy the keys (positives and negatives) are the
+views of *every* replica, gathered with a gradient, and each replica returns
+its share of the global mean: R replicas holding B/R pairs give the loss and
+gradients of one device holding all B (see :mod:`tfcontrast.distribute`).
+
+Both losses go through :func:`masked_logsumexp`, which has a hand-written
+gradient (one matrix product forward, two backward, nothing stored but the
+logits) and a row-blocked mode that never holds the whole similarity matrix:
+2N = 65,536 views fit in well under 4 GiB where the dense matrix alone is 16 GiB.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfcontrast import distances, distribute, validation
+
+
+def nt_xent_loss(z_a, z_b, temperature: float = 0.1, block_size: int | None = None) -> tf.Tensor:
+    """NT-Xent over two views ``z_a[i]``, ``z_b[i]`` of the same examples; scalar float32.
+
+    Args:
+        z_a: ``[n, dim]`` first views (normalised inside; any float dtype).
+        z_b: ``[n, dim]`` second views.
+        temperature: softmax temperature t > 0.
+        block_size: ``None`` for the dense computation, or a number of rows
+            per block: peak memory then grows with ``block_size * 2N`` instead
+            of ``(2N)^2``, at the price of recomputing the logits in the
+            backward pass. Same value and gradients.
+
+    Returns:
+        The loss (this replica's share of it under a strategy).
+
+    Example:
+        >>> z = tf.random.normal([8, 16])
+        >>> float(nt_xent_loss(z, z, temperature=0.5)) < float(nt_xent_loss(z, -z, temperature=0.5))
+        True
+    """
+    temperature = validation.check_positive(temperature, "temperature")
+    block_size = _check_block_size(block_size)
+    z_a = validation.to_float(z_a, "z_a")
+    z_b = tf.cast(validation.to_float(z_b, "z_b"), z_a.dtype)
+    validation.check_rank(z_a, 2, "z_a")
+    validation.check_rank(z_b, 2, "z_b")
+    for axis in (0, 1):
+        validation.check_same_dim(z_a, z_b, axis, ("z_a", "z_b"))
+
+    z_a = distances.l2_normalize(z_a)
+    z_b = distances.l2_normalize(z_b)
+    keys_a, offset = distribute.gather(z_a)
+    keys_b, _ = distribute.gather(z_b)
+    keys = tf.concat([keys_a, keys_b], axis=0)
+    queries = tf.concat([z_a, z_b], axis=0)
+
+    n = tf.shape(z_a)[0]
+    total = tf.shape(keys_a)[0]
+    local = tf.range(n, dtype=tf.int32) + offset
+    self_index = tf.concat([local, local + total], axis=0)
+    positive_index = tf.concat([local + total, local], axis=0)
+
+    positive_logit = tf.reduce_sum(queries * tf.gather(keys, positive_index), axis=1) / temperature
+    lse = masked_logsumexp(queries, keys, self_index, temperature, block_size)
+    local_sum = tf.reduce_sum(lse - positive_logit)
+    return distribute.replica_share(local_sum, tf.cast(2 * n, local_sum.dtype))
+
+
+def supcon_loss(labels, embeddings, temperature: float = 0.1) -> tf.Tensor:
+    """Supervised contrastive loss (L_out) on labelled embeddings; scalar float32.
+
+    Args:
+        labels: ``[batch]`` or ``[batch, 1]`` integer class ids.
+        embeddings: ``[batch, dim]``, or ``[batch, views, dim]`` for several
+            augmented views per example (each view is an anchor; the views of
+            one example are positives of each other).
+        temperature: softmax temperature t > 0.
+
+    Returns:
+        Mean over anchors with at least one positive; 0 (zero gradient) when
+        no anchor has one. This replica's share under a strategy.
+    """
+    temperature = validation.check_positive(temperature, "temperature")
+    embeddings = validation.to_float(embeddings, "embeddings")
+    validation.check_rank(embeddings, (2, 3), "embeddings")
+    labels = validation.as_labels(labels, embeddings.shape[0])
+    if embeddings.shape.rank == 3:
+        views = embeddings.shape[1] or tf.shape(embeddings)[1]
+        embeddings = tf.reshape(embeddings, [-1, tf.shape(embeddings)[2]])
+        labels = tf.repeat(labels, views)
+
+    queries = distances.l2_normalize(embeddings)
+    keys, offset = distribute.gather(queries)
+    key_labels, _ = distribute.gather(labels)
+    self_index = tf.range(tf.shape(queries)[0], dtype=tf.int32) + offset
+
+    is_self = tf.one_hot(self_index, tf.shape(keys)[0], on_value=True, off_value=False)
+    positive = tf.equal(labels[:, None], key_labels[None, :]) & ~is_self
+    positive = tf.cast(positive, queries.dtype)
+    num_positives = tf.reduce_sum(positive, axis=1)
+    # mean over P(i) of s(i, p)/t, as one product: q_i . (sum_p k_p) / |P(i)| / t
+    positive_mean_key = tf.math.divide_no_nan(tf.matmul(positive, keys), num_positives[:, None])
+    positive_logit = tf.reduce_sum(queries * positive_mean_key, axis=1) / temperature
+
+    lse = masked_logsumexp(queries, keys, self_index, temperature)
+    has_positive = num_positives > 0
+    per_anchor = tf.where(has_positive, lse - positive_logit, tf.zeros_like(lse))
+    return distribute.replica_share(
+        tf.reduce_sum(per_anchor), tf.reduce_sum(tf.cast(has_positive, per_anchor.dtype))
+    )
+
+
+def masked_logsumexp(
+    queries: tf.Tensor,
+    keys: tf.Tensor,
+    self_index: tf.Tensor,
+    temperature: float,
+    block_size: int | None = None,
+) -> tf.Tensor:
+    """``lse_i = log sum_{k != self_index[i]} exp(<q_i, k_k> / t)`` for every query row.
+
+    The gradient is written by hand: with P the softmax of row i (0 at its own
+    column) and upstream gradient g_i, ``dq = (g P / t) K`` and
+    ``dK = (g P / t)^T Q``: three matrix products in all, the floor for this
+    loss. With ``block_size`` the rows are processed in blocks of that many
+    (padded to a multiple, so every shape stays static for XLA), forward and
+    backward, and the logits are recomputed in the backward pass.
+    """
+    t = tf.cast(temperature, queries.dtype)
+    if block_size is None:
+        return _dense_masked_logsumexp(queries, keys, self_index, t)
+    return _blocked_masked_logsumexp(queries, keys, self_index, t, block_size)
+
+
+def _masked_logits(q, keys, self_index, t):
+    logits = tf.matmul(q, keys, transpose_b=True) / t
+    is_self = tf.one_hot(self_index, tf.shape(keys)[0], on_value=True, off_value=False)
+    return tf.where(is_self, tf.constant(float("-inf"), logits.dtype), logits)
+
+
+def _scaled_softmax(logits, lse, upstream, t):
+    """``g_i * softmax(logits_i) / t``, the factor shared by both input gradients.
+
+    A row whose only key is itself has ``lse = -inf`` (and a zero upstream
+    gradient); it is given weights 0 instead of ``exp(-inf + inf) = NaN``.
+    """
+    lse = tf.where(tf.math.is_finite(lse), lse, tf.zeros_like(lse))
+    return tf.exp(logits - lse[:, None]) * (upstream[:, None] / t)
+
+
+def _dense_masked_logsumexp(queries, keys, self_index, t):
+    @tf.custom_gradient
+    def lse_rows(q, k):
+        logits = _masked_logits(q, k, self_index, t)
+        lse = tf.reduce_logsumexp(logits, axis=1)
+
+        def grad(upstream):
+            weights = _scaled_softmax(logits, lse, upstream, t)
+            return tf.matmul(weights, k), tf.matmul(weights, q, transpose_a=True)
+
+        return lse, grad
+
+    return lse_rows(queries, keys)
+
+
+def _blocked_masked_logsumexp(queries, keys, self_index, t, block_size):
+    rows = tf.shape(queries)[0]
+    num_blocks = (rows + block_size - 1) // block_size
+    padding = num_blocks * block_size - rows
+
+    def blocks(x):
+        return tf.pad(x, [[0, padding]] + [[0, 0]] * (x.shape.rank - 1))
+
+    @tf.custom_gradient
+    def lse_rows(q, k):
+        q_padded = blocks(q)
+        # Padded rows are zero queries; their "self" is column 0, harmless and discarded.
+        self_padded = blocks(self_index)
+
+        def block_logits(i):
+            start = i * block_size
+            q_blk = tf.slice(q_padded, [start, 0], [block_size, -1])
+            self_blk = tf.slice(self_padded, [start], [block_size])
+            return q_blk, _masked_logits(q_blk, k, self_blk, t)
+
+        def forward(i, out):
+            _, logits = block_logits(i)
+            return i + 1, out.write(i, tf.reduce_logsumexp(logits, axis=1))
+
+        parts = tf.TensorArray(q.dtype, size=num_blocks, element_shape=[block_size])
+        _, parts = tf.while_loop(lambda i, _: i < num_blocks, forward, (0, parts))
+        lse_padded = parts.concat()
+        lse = lse_padded[:rows]
+
+        def grad(upstream):
+            upstream_padded = blocks(upstream)
+
+            def backward(i, dq_parts, dk):
+                q_blk, logits = block_logits(i)
+                start = i * block_size
+                lse_blk = tf.slice(lse_padded, [start], [block_size])
+                g_blk = tf.slice(upstream_padded, [start], [block_size])
+                weights = _scaled_softmax(logits, lse_blk, g_blk, t)
+                dq_parts = dq_parts.write(i, tf.matmul(weights, k))
+                return i + 1, dq_parts, dk + tf.matmul(weights, q_blk, transpose_a=True)
+
+            dq_parts = tf.TensorArray(q.dtype, size=num_blocks, element_shape=[block_size, None])
+            _, dq_parts, dk = tf.while_loop(
+                lambda i, *_: i < num_blocks,
+                backward,
+                (0, dq_parts, tf.zeros_like(k)),
+            )
+            return dq_parts.concat()[:rows], dk
+
+        return lse, grad
+
+    return lse_rows(queries, keys)
+
+
+def _check_block_size(block_size):
+    if block_size is None:
+        return None
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size <= 0:
+        raise ValueError(f"`block_size` must be None or a positive int, got {block_size!r}.")
+    return block_size
+
+
+@keras.saving.register_keras_serializable(package="tfcontrast")
+class NTXentLoss(keras.losses.Loss):
+    """NT-Xent (normalised temperature-scaled cross entropy) of SimCLR.
+
+    Called as ``loss(z_a, z_b)`` on the projections of two augmented views of
+    the same batch: row i of ``z_a`` and row i of ``z_b`` form the positive
+    pair, every other view (of every replica, under a strategy) is a negative.
+    Views are L2-normalised inside.
+
+    Args:
+        temperature: softmax temperature t > 0 (SimCLR uses 0.1 to 0.5).
+        block_size: ``None`` (dense) or rows per block for batches whose
+            ``(2N)^2`` similarity matrix does not fit in memory.
+
+    Raises:
+        ValueError: ``temperature <= 0``, a bad ``block_size``, views that are
+            not ``[n, dim]`` or whose shapes differ.
+
+    Example:
+        >>> loss = NTXentLoss(temperature=0.5)
+        >>> z_a, z_b = tf.random.normal([32, 64]), tf.random.normal([32, 64])
+        >>> loss(z_a, z_b).shape
+        TensorShape([])
+    """
+
+    def __init__(
+        self,
+        temperature: float = 0.1,
+        block_size: int | None = None,
+        name: str = "nt_xent_loss",
+        **kwargs,
+    ):
+        super().__init__(name=name, **kwargs)
+        self.temperature = validation.check_positive(temperature, "temperature")
+        self.block_size = _check_block_size(block_size)
+
+    def call(self, y_true, y_pred):
+        return nt_xent_loss(y_true, y_pred, self.temperature, self.block_size)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature, "block_size": self.block_size}
+
+
+@keras.saving.register_keras_serializable(package="tfcontrast")
+class SupConLoss(keras.losses.Loss):
+    """Supervised contrastive loss (Khosla et al. 2020, L_out) on ``(labels, embeddings)``.
+
+    Every other sample with the same label is a positive; all others are
+    negatives. Embeddings may be ``[batch, dim]`` or ``[batch, views, dim]``.
+
+    Args:
+        temperature: softmax temperature t > 0 (the paper uses 0.1).
+
+    Raises:
+        ValueError: ``temperature <= 0``, embeddings of the wrong rank, labels
+            of another length.
+    """
+
+    def __init__(self, temperature: float = 0.1, name: str = "supcon_loss", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.temperature = validation.check_positive(temperature, "temperature")
+
+    def call(self, y_true, y_pred):
+        return supcon_loss(y_true, y_pred, self.temperature)
+
+    def get_config(self):
+        return {**super().get_config(), "temperature": self.temperature}
