@@ -1,0 +1,1 @@
+"""Self-supervised two-view methods: SimCLR, BYOL, DirectPred, SimSiam."""
