@@ -38,10 +38,25 @@ METRICS = ("cosine", "sqeuclidean", "euclidean", "inner_product")
 _SQRT_FLOOR = 1e-12
 
 
-def l2_normalize(x: tf.Tensor, axis: int = -1) -> tf.Tensor:
-    """x / max(||x||, 1e-6), in float32 for half inputs; a zero vector stays zero."""
-    x = validation.to_float(x, "x")
-    return tf.math.l2_normalize(x, axis=axis, epsilon=1e-12)
+def _norm_floor_squared(dtype: tf.DType) -> float:
+    """Squared floor on ||x|| when normalising: the gradient at x = 0 is 1 / floor.
+
+    float16 gets a floor of 1e-3 so that gradient (1e3) stays below float16's
+    maximum, 65504, on its way back into half-precision activations; float32,
+    float64 and bfloat16 (float32's range) get 1e-6.
+    """
+    return 1e-6 if dtype == tf.float16 else 1e-12
+
+
+def l2_normalize(x, axis: int = -1) -> tf.Tensor:
+    """``x / max(||x||, floor)`` computed in float32 for half inputs; a zero vector stays zero.
+
+    The floor is 1e-6 (1e-3 for float16 inputs, so that the gradient at 0 fits
+    in float16).
+    """
+    x = tf.convert_to_tensor(x)
+    floor_squared = _norm_floor_squared(x.dtype)
+    return tf.math.l2_normalize(validation.to_float(x, "x"), axis=axis, epsilon=floor_squared)
 
 
 def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
@@ -63,6 +78,8 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
             dimensions differ.
     """
     validation.check_choice(metric, METRICS, "metric")
+    a = tf.convert_to_tensor(a)
+    floor_squared = _norm_floor_squared(a.dtype)
     a = validation.to_float(a, "a")
     validation.check_rank(a, 2, "a")
     self_distances = b is None
@@ -76,8 +93,8 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
     if metric == "inner_product":
         return -tf.matmul(a, b, transpose_b=True)
     if metric == "cosine":
-        a_n = tf.math.l2_normalize(a, axis=-1, epsilon=1e-12)
-        b_n = a_n if self_distances else tf.math.l2_normalize(b, axis=-1, epsilon=1e-12)
+        a_n = tf.math.l2_normalize(a, axis=-1, epsilon=floor_squared)
+        b_n = a_n if self_distances else tf.math.l2_normalize(b, axis=-1, epsilon=floor_squared)
         d = tf.clip_by_value(1.0 - tf.matmul(a_n, b_n, transpose_b=True), 0.0, 2.0)
     else:
         d = squared_euclidean(a, b)

@@ -54,15 +54,14 @@ def nt_xent_loss(z_a, z_b, temperature: float = 0.1, block_size: int | None = No
     """
     temperature = validation.check_positive(temperature, "temperature")
     block_size = _check_block_size(block_size)
-    z_a = validation.to_float(z_a, "z_a")
-    z_b = tf.cast(validation.to_float(z_b, "z_b"), z_a.dtype)
+    z_a, z_b = tf.convert_to_tensor(z_a), tf.convert_to_tensor(z_b)
     validation.check_rank(z_a, 2, "z_a")
     validation.check_rank(z_b, 2, "z_b")
     for axis in (0, 1):
         validation.check_same_dim(z_a, z_b, axis, ("z_a", "z_b"))
 
     z_a = distances.l2_normalize(z_a)
-    z_b = distances.l2_normalize(z_b)
+    z_b = tf.cast(distances.l2_normalize(z_b), z_a.dtype)
     keys_a, offset = distribute.gather(z_a)
     keys_b, _ = distribute.gather(z_b)
     keys = tf.concat([keys_a, keys_b], axis=0)
@@ -74,9 +73,13 @@ def nt_xent_loss(z_a, z_b, temperature: float = 0.1, block_size: int | None = No
     self_index = tf.concat([local, local + total], axis=0)
     positive_index = tf.concat([local + total, local], axis=0)
 
+    # -log(e^{l_p} / (e^{l_p} + sum_neg e^{l_k})) = softplus(lse_neg - l_p): the
+    # positive is left out of the log-sum-exp, so a small loss keeps its
+    # relative precision instead of being the difference of two large numbers.
     positive_logit = tf.reduce_sum(queries * tf.gather(keys, positive_index), axis=1) / temperature
-    lse = masked_logsumexp(queries, keys, self_index, temperature, block_size)
-    local_sum = tf.reduce_sum(lse - positive_logit)
+    excluded = tf.stack([self_index, positive_index], axis=1)
+    lse_negatives = masked_logsumexp(queries, keys, excluded, temperature, block_size)
+    local_sum = tf.reduce_sum(tf.nn.softplus(lse_negatives - positive_logit))
     return distribute.replica_share(local_sum, tf.cast(2 * n, local_sum.dtype))
 
 
@@ -95,7 +98,7 @@ def supcon_loss(labels, embeddings, temperature: float = 0.1) -> tf.Tensor:
         no anchor has one. This replica's share under a strategy.
     """
     temperature = validation.check_positive(temperature, "temperature")
-    embeddings = validation.to_float(embeddings, "embeddings")
+    embeddings = tf.convert_to_tensor(embeddings)
     validation.check_rank(embeddings, (2, 3), "embeddings")
     labels = validation.as_labels(labels, embeddings.shape[0])
     if embeddings.shape.rank == 3:
@@ -116,7 +119,7 @@ def supcon_loss(labels, embeddings, temperature: float = 0.1) -> tf.Tensor:
     positive_mean_key = tf.math.divide_no_nan(tf.matmul(positive, keys), num_positives[:, None])
     positive_logit = tf.reduce_sum(queries * positive_mean_key, axis=1) / temperature
 
-    lse = masked_logsumexp(queries, keys, self_index, temperature)
+    lse = masked_logsumexp(queries, keys, self_index[:, None], temperature)
     has_positive = num_positives > 0
     per_anchor = tf.where(has_positive, lse - positive_logit, tf.zeros_like(lse))
     return distribute.replica_share(
@@ -127,14 +130,16 @@ def supcon_loss(labels, embeddings, temperature: float = 0.1) -> tf.Tensor:
 def masked_logsumexp(
     queries: tf.Tensor,
     keys: tf.Tensor,
-    self_index: tf.Tensor,
+    excluded: tf.Tensor,
     temperature: float,
     block_size: int | None = None,
 ) -> tf.Tensor:
-    """``lse_i = log sum_{k != self_index[i]} exp(<q_i, k_k> / t)`` for every query row.
+    """``lse_i = log sum_{k not in excluded[i]} exp(<q_i, k_k> / t)`` for every query row.
 
-    The gradient is written by hand: with P the softmax of row i (0 at its own
-    column) and upstream gradient g_i, ``dq = (g P / t) K`` and
+    ``excluded`` is ``[rows, e]``: the key columns each row leaves out (its
+    own view; for NT-Xent also its positive). A row with no key left gives
+    ``-inf``. The gradient is written by hand: with P the softmax of row i
+    over its keys and upstream gradient g_i, ``dq = (g P / t) K`` and
     ``dK = (g P / t)^T Q``: three matrix products in all, the floor for this
     loss. With ``block_size`` the rows are processed in blocks of that many
     (padded to a multiple, so every shape stays static for XLA), forward and
@@ -142,30 +147,30 @@ def masked_logsumexp(
     """
     t = tf.cast(temperature, queries.dtype)
     if block_size is None:
-        return _dense_masked_logsumexp(queries, keys, self_index, t)
-    return _blocked_masked_logsumexp(queries, keys, self_index, t, block_size)
+        return _dense_masked_logsumexp(queries, keys, excluded, t)
+    return _blocked_masked_logsumexp(queries, keys, excluded, t, block_size)
 
 
-def _masked_logits(q, keys, self_index, t):
+def _masked_logits(q, keys, excluded, t):
     logits = tf.matmul(q, keys, transpose_b=True) / t
-    is_self = tf.one_hot(self_index, tf.shape(keys)[0], on_value=True, off_value=False)
-    return tf.where(is_self, tf.constant(float("-inf"), logits.dtype), logits)
+    is_excluded = tf.reduce_any(tf.one_hot(excluded, tf.shape(keys)[0], on_value=True, off_value=False), axis=1)
+    return tf.where(is_excluded, tf.constant(float("-inf"), logits.dtype), logits)
 
 
 def _scaled_softmax(logits, lse, upstream, t):
     """``g_i * softmax(logits_i) / t``, the factor shared by both input gradients.
 
-    A row whose only key is itself has ``lse = -inf`` (and a zero upstream
-    gradient); it is given weights 0 instead of ``exp(-inf + inf) = NaN``.
+    A row with every key excluded has ``lse = -inf``; it is given weights 0
+    instead of ``exp(-inf + inf) = NaN``.
     """
     lse = tf.where(tf.math.is_finite(lse), lse, tf.zeros_like(lse))
     return tf.exp(logits - lse[:, None]) * (upstream[:, None] / t)
 
 
-def _dense_masked_logsumexp(queries, keys, self_index, t):
+def _dense_masked_logsumexp(queries, keys, excluded, t):
     @tf.custom_gradient
     def lse_rows(q, k):
-        logits = _masked_logits(q, k, self_index, t)
+        logits = _masked_logits(q, k, excluded, t)
         lse = tf.reduce_logsumexp(logits, axis=1)
 
         def grad(upstream):
@@ -177,7 +182,7 @@ def _dense_masked_logsumexp(queries, keys, self_index, t):
     return lse_rows(queries, keys)
 
 
-def _blocked_masked_logsumexp(queries, keys, self_index, t, block_size):
+def _blocked_masked_logsumexp(queries, keys, excluded, t, block_size):
     rows = tf.shape(queries)[0]
     num_blocks = (rows + block_size - 1) // block_size
     padding = num_blocks * block_size - rows
@@ -188,14 +193,14 @@ def _blocked_masked_logsumexp(queries, keys, self_index, t, block_size):
     @tf.custom_gradient
     def lse_rows(q, k):
         q_padded = blocks(q)
-        # Padded rows are zero queries; their "self" is column 0, harmless and discarded.
-        self_padded = blocks(self_index)
+        # Padded rows are zero queries excluding column 0: harmless, and discarded.
+        excluded_padded = blocks(excluded)
 
         def block_logits(i):
             start = i * block_size
             q_blk = tf.slice(q_padded, [start, 0], [block_size, -1])
-            self_blk = tf.slice(self_padded, [start], [block_size])
-            return q_blk, _masked_logits(q_blk, k, self_blk, t)
+            excluded_blk = tf.slice(excluded_padded, [start, 0], [block_size, -1])
+            return q_blk, _masked_logits(q_blk, k, excluded_blk, t)
 
         def forward(i, out):
             _, logits = block_logits(i)

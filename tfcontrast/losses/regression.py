@@ -24,14 +24,14 @@ from tfcontrast import distances, validation
 
 
 def _cosine(p, z) -> tf.Tensor:
-    p = validation.to_float(p, "p")
-    z = tf.cast(validation.to_float(z, "z"), p.dtype)
+    p, z = tf.convert_to_tensor(p), tf.convert_to_tensor(z)
     validation.check_rank(p, 2, "p")
     validation.check_rank(z, 2, "z")
     for axis in (0, 1):
         validation.check_same_dim(p, z, axis, ("p", "z"))
-    z = tf.stop_gradient(z)
-    return tf.reduce_sum(distances.l2_normalize(p) * distances.l2_normalize(z), axis=-1)
+    p_unit = distances.l2_normalize(p)
+    z_unit = tf.cast(distances.l2_normalize(tf.stop_gradient(z)), p_unit.dtype)
+    return tf.reduce_sum(p_unit * z_unit, axis=-1)
 
 
 def byol_loss(p, z) -> tf.Tensor:
