@@ -137,13 +137,19 @@ def masked_logsumexp(
     """``lse_i = log sum_{k not in excluded[i]} exp(<q_i, k_k> / t)`` for every query row.
 
     ``excluded`` is ``[rows, e]``: the key columns each row leaves out (its
-    own view; for NT-Xent also its positive). A row with no key left gives
-    ``-inf``. The gradient is written by hand: with P the softmax of row i
-    over its keys and upstream gradient g_i, ``dq = (g P / t) K`` and
-    ``dK = (g P / t)^T Q``: three matrix products in all, the floor for this
-    loss. With ``block_size`` the rows are processed in blocks of that many
-    (padded to a multiple, so every shape stays static for XLA), forward and
-    backward, and the logits are recomputed in the backward pass.
+    own view; for NT-Xent also its positive). The gradient is written by hand:
+    with P the softmax of row i over its keys and upstream gradient g_i,
+
+        dQ = diag(g / t) (P K),        dK = P^T (diag(g / t) Q),
+
+    so the backward pass is exactly two matrix products (three with the
+    forward one: the floor for this loss) and no elementwise pass over the
+    ``[rows, keys]`` matrix. The forward pass uses TensorFlow's fused softmax
+    and reads ``lse = max_k logit - log(max_k P)`` off it.
+
+    With ``block_size`` the rows are processed in blocks of that many (padded
+    to a multiple, so every shape stays static for XLA), forward and backward,
+    and P is recomputed per block in the backward pass instead of stored.
     """
     t = tf.cast(temperature, queries.dtype)
     if block_size is None:
@@ -151,33 +157,34 @@ def masked_logsumexp(
     return _blocked_masked_logsumexp(queries, keys, excluded, t, block_size)
 
 
-def _masked_logits(q, keys, excluded, t):
-    logits = tf.matmul(q, keys, transpose_b=True) / t
-    is_excluded = tf.reduce_any(tf.one_hot(excluded, tf.shape(keys)[0], on_value=True, off_value=False), axis=1)
-    return tf.where(is_excluded, tf.constant(float("-inf"), logits.dtype), logits)
+def _masked_softmax(q, keys, excluded, t):
+    """Softmax P and log-sum-exp of ``<q_i, k_j> / t`` over the keys not excluded.
 
-
-def _scaled_softmax(logits, lse, upstream, t):
-    """``g_i * softmax(logits_i) / t``, the factor shared by both input gradients.
-
-    A row with every key excluded has ``lse = -inf``; it is given weights 0
-    instead of ``exp(-inf + inf) = NaN``.
+    Excluded entries get the dtype's lowest finite value: exp() makes them
+    exactly 0, and a row with every key excluded stays finite (its ``lse`` is
+    about -3.4e38; the losses give such rows a zero upstream gradient).
     """
-    lse = tf.where(tf.math.is_finite(lse), lse, tf.zeros_like(lse))
-    return tf.exp(logits - lse[:, None]) * (upstream[:, None] / t)
+    logits = tf.matmul(q / t, keys, transpose_b=True)
+    rows = tf.broadcast_to(tf.range(tf.shape(excluded)[0])[:, None], tf.shape(excluded))
+    where = tf.reshape(tf.stack([rows, excluded], axis=-1), [-1, 2])
+    lowest = tf.fill(tf.shape(where)[:1], tf.constant(logits.dtype.min, logits.dtype))
+    logits = tf.tensor_scatter_nd_update(logits, where, lowest)
+    p = tf.nn.softmax(logits)
+    lse = tf.reduce_max(logits, axis=1) - tf.math.log(tf.reduce_max(p, axis=1))
+    return p, lse
+
+
+def _logsumexp_gradients(p, upstream, q, keys, t):
+    """``(dQ, dK)`` for upstream gradients g of the row-wise log-sum-exp."""
+    scale = (upstream / t)[:, None]
+    return scale * tf.matmul(p, keys), tf.matmul(p, q * scale, transpose_a=True)
 
 
 def _dense_masked_logsumexp(queries, keys, excluded, t):
     @tf.custom_gradient
     def lse_rows(q, k):
-        logits = _masked_logits(q, k, excluded, t)
-        lse = tf.reduce_logsumexp(logits, axis=1)
-
-        def grad(upstream):
-            weights = _scaled_softmax(logits, lse, upstream, t)
-            return tf.matmul(weights, k), tf.matmul(weights, q, transpose_a=True)
-
-        return lse, grad
+        p, lse = _masked_softmax(q, k, excluded, t)
+        return lse, lambda upstream: _logsumexp_gradients(p, upstream, q, k, t)
 
     return lse_rows(queries, keys)
 
@@ -196,32 +203,28 @@ def _blocked_masked_logsumexp(queries, keys, excluded, t, block_size):
         # Padded rows are zero queries excluding column 0: harmless, and discarded.
         excluded_padded = blocks(excluded)
 
-        def block_logits(i):
-            start = i * block_size
-            q_blk = tf.slice(q_padded, [start, 0], [block_size, -1])
-            excluded_blk = tf.slice(excluded_padded, [start, 0], [block_size, -1])
-            return q_blk, _masked_logits(q_blk, k, excluded_blk, t)
+        def block(x, i):
+            return tf.slice(x, [i * block_size] + [0] * (x.shape.rank - 1), [block_size] + [-1] * (x.shape.rank - 1))
+
+        def block_softmax(i):
+            q_blk = block(q_padded, i)
+            return q_blk, _masked_softmax(q_blk, k, block(excluded_padded, i), t)
 
         def forward(i, out):
-            _, logits = block_logits(i)
-            return i + 1, out.write(i, tf.reduce_logsumexp(logits, axis=1))
+            _, (_, lse) = block_softmax(i)
+            return i + 1, out.write(i, lse)
 
         parts = tf.TensorArray(q.dtype, size=num_blocks, element_shape=[block_size])
         _, parts = tf.while_loop(lambda i, _: i < num_blocks, forward, (0, parts))
-        lse_padded = parts.concat()
-        lse = lse_padded[:rows]
+        lse = parts.concat()[:rows]
 
         def grad(upstream):
             upstream_padded = blocks(upstream)
 
             def backward(i, dq_parts, dk):
-                q_blk, logits = block_logits(i)
-                start = i * block_size
-                lse_blk = tf.slice(lse_padded, [start], [block_size])
-                g_blk = tf.slice(upstream_padded, [start], [block_size])
-                weights = _scaled_softmax(logits, lse_blk, g_blk, t)
-                dq_parts = dq_parts.write(i, tf.matmul(weights, k))
-                return i + 1, dq_parts, dk + tf.matmul(weights, q_blk, transpose_a=True)
+                q_blk, (p, _) = block_softmax(i)
+                dq_blk, dk_blk = _logsumexp_gradients(p, block(upstream_padded, i), q_blk, k, t)
+                return i + 1, dq_parts.write(i, dq_blk), dk + dk_blk
 
             dq_parts = tf.TensorArray(q.dtype, size=num_blocks, element_shape=[block_size, None])
             _, dq_parts, dk = tf.while_loop(
