@@ -87,3 +87,33 @@ def replica_share(local_sum: tf.Tensor, local_count: tf.Tensor) -> tf.Tensor:
     global_count = tf.stop_gradient(all_reduce_sum(local_count))
     return tf.math.divide_no_nan(local_sum, global_count)
 
+
+
+def unscale_share(share: tf.Tensor) -> tf.Tensor:
+    """``share * num_replicas``: a value whose mean over replicas is the global loss (for metrics)."""
+    r = num_replicas()
+    return share if r == 1 else share * tf.cast(r, share.dtype)
+
+
+def assign_on_every_replica(variables, values) -> None:
+    """Assigns ``values[i]`` to ``variables[i]`` on every replica, with no communication.
+
+    For state that every replica computes identically from global quantities
+    (an EMA target network, DirectPred's correlation matrix and predictor,
+    step counters). Called from a replica context it steps into the
+    cross-replica context and updates each replica's copy with that replica's
+    value, the way Keras optimizers apply their updates; outside a strategy it
+    is a plain assign. Keras and ``tf.Variable`` objects are both accepted.
+    """
+    variables = [getattr(v, "value", v) if hasattr(v, "path") else v for v in variables]
+    values = list(values)
+
+    def update(strategy, variables, values):
+        for variable, value in zip(variables, values):
+            strategy.extended.update(
+                variable, lambda var, val: var.assign(tf.cast(val, var.dtype)), args=(value,), group=False
+            )
+
+    tf.__internal__.distribute.interim.maybe_merge_call(
+        update, tf.distribute.get_strategy(), variables, values
+    )

@@ -10,8 +10,11 @@ where BatchNorm goes:
 * DirectPred predictor (Tian et al. 2021): one bias-free Linear layer whose
   kernel is *set* from the correlation matrix, not trained.
 
-All heads compute their output in float32 when the input is float32 and follow
-the global mixed-precision policy otherwise; the losses upcast to float32.
+BatchNorm is ``synchronized``: under a ``tf.distribute`` strategy its batch
+statistics are all-reduced over the global batch (plain Keras BatchNorm keeps
+per-replica statistics, and the replicas' moving averages drift apart). On one
+device it is ordinary BatchNorm. The heads follow the global mixed-precision
+policy; the losses upcast to float32.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def mlp_head(
         output_dim: width of the last layer.
         hidden_dim: width of the hidden layers (default: ``output_dim``).
         num_layers: number of Dense layers (>= 1); 1 gives a linear head.
-        batch_norm: BatchNorm after each hidden Dense (its bias is then dropped).
+        batch_norm: synchronized BatchNorm after each hidden Dense (its bias is then dropped).
         output_batch_norm: BatchNorm (without scale) after the last Dense, as in
             SimSiam's projector.
         name: Keras name of the head.
@@ -57,11 +60,11 @@ def mlp_head(
     for _ in range(num_layers - 1):
         layers.append(keras.layers.Dense(hidden_dim, use_bias=not batch_norm))
         if batch_norm:
-            layers.append(keras.layers.BatchNormalization())
+            layers.append(keras.layers.BatchNormalization(synchronized=True))
         layers.append(keras.layers.ReLU())
     layers.append(keras.layers.Dense(output_dim, use_bias=not output_batch_norm))
     if output_batch_norm:
-        layers.append(keras.layers.BatchNormalization(scale=False))
+        layers.append(keras.layers.BatchNormalization(scale=False, synchronized=True))
     return keras.Sequential(layers, name=name)
 
 

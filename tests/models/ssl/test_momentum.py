@@ -1,0 +1,120 @@
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcontrast.models import BYOL, DirectPred
+
+from .conftest import bn_encoder, fixed_views, mlp_encoder
+
+
+def floating(weights):
+    return [w for w in weights if "float" in str(w.dtype)]
+
+
+def online_and_target(model):
+    online = floating(model.encoder.weights) + floating(model.projector.weights)
+    target = floating(model.target_encoder.weights) + floating(model.target_projector.weights)
+    assert len(online) == len(target) and len(target) > 0
+    return online, target
+
+
+@pytest.mark.parametrize("cls", [BYOL, DirectPred])
+def test_target_equals_tau_old_target_plus_one_minus_tau_new_online(cls, digits_flat):
+    v1, v2 = fixed_views(digits_flat[:32])
+    model = cls(bn_encoder(), projection_dim=8, hidden_dim=16, tau_base=0.9, total_steps=10)
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    for _ in range(3):  # step k = 3, and target != online
+        model.train_on_batch(v1, v2)
+    online, target = online_and_target(model)
+    old_target = [t.numpy() for t in target]
+    model.train_on_batch(v1, v2)
+
+    tau = 1 - (1 - 0.9) * (math.cos(math.pi * 3 / 10) + 1) / 2  # the tau of step k = 3
+    differing = 0
+    for o, t, old in zip(online, target, old_target):
+        np.testing.assert_allclose(t.numpy(), tau * old + (1 - tau) * o.numpy(), rtol=1e-5, atol=1e-6, err_msg=t.path)
+        if not np.array_equal(old, o.numpy()):
+            differing += 1
+            assert not np.array_equal(t.numpy(), old), t.path
+    assert differing == len(target)
+    statistics = [t for t, o in zip(target, online) if not o.trainable]
+    assert len(statistics) >= 4 and any("moving_mean" in t.path for t in statistics)
+    assert int(model.step) == 4
+
+
+def test_target_receives_no_gradient(digits_flat):
+    model = BYOL(bn_encoder(), projection_dim=8, hidden_dim=16)
+    target_ids = {id(v) for v in model.target_encoder.weights + model.target_projector.weights}
+    assert not target_ids & {id(v) for v in model.trainable_variables}
+    v1, v2 = fixed_views(digits_flat[:16])
+    with tf.GradientTape() as tape:
+        loss, _, _ = model.two_view_loss(tf.constant(v1), tf.constant(v2), training=True)
+    grads = tape.gradient(loss, model.target_encoder.weights + model.target_projector.weights)
+    assert all(g is None for g in grads)
+
+
+def test_tau_follows_the_cosine_schedule():
+    model = BYOL(mlp_encoder(), projection_dim=4, hidden_dim=8, tau_base=0.96, total_steps=100)
+    for k, want in [(0, 0.96), (50, 0.98), (100, 1.0), (25, 1 - 0.04 * (math.cos(math.pi / 4) + 1) / 2)]:
+        model.step.assign(k)
+        assert float(model.tau()) == pytest.approx(want, rel=1e-6)
+
+
+def test_fit_plans_epochs_times_steps(digits_flat):
+    model = BYOL(mlp_encoder(), projection_dim=4, hidden_dim=8)
+    model.compile(optimizer="sgd")
+    model.fit(fixed_views(digits_flat[:64]), batch_size=16, epochs=3, verbose=0)  # 4 steps per epoch
+    assert int(model.total_steps) == 12 and int(model.step) == 12
+
+
+def test_unknown_length_without_total_steps_fails_before_training(digits_flat):
+    model = BYOL(mlp_encoder(), projection_dim=4, hidden_dim=8)
+    model.compile(optimizer="sgd")
+    endless = tf.data.Dataset.from_tensor_slices(fixed_views(digits_flat[:32])).batch(8).repeat()
+    with pytest.raises(ValueError, match="planned number of steps"):
+        model.fit(endless, epochs=1, verbose=0)
+    assert int(model.step) == 0
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [(dict(tau_base=1.0), "tau_base"), (dict(tau_base=-0.1), "tau_base"), (dict(total_steps=0), "total_steps")],
+)
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BYOL(mlp_encoder(), projection_dim=4, hidden_dim=8, **kwargs)
+
+
+class Interrupt(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        if self.model.step.numpy() == 6:  # inside the second epoch
+            raise RuntimeError("simulated crash")
+
+
+def test_backup_and_restore_resumes_to_the_same_weights(digits_flat, tmp_path):
+    dataset = tf.data.Dataset.from_tensor_slices(fixed_views(digits_flat[:64])).batch(16)
+
+    def fresh():
+        keras.utils.set_random_seed(1)
+        model = DirectPred(bn_encoder(), projection_dim=8, hidden_dim=16, tau_base=0.9)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2))
+        return model
+
+    straight = fresh()
+    straight.fit(dataset, epochs=3, verbose=0)
+
+    resumed = fresh()
+    backup = keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        resumed.fit(dataset, epochs=3, verbose=0, callbacks=[backup, Interrupt()])
+    resumed = fresh()  # a new process would build the model anew
+    resumed.fit(dataset, epochs=3, verbose=0, callbacks=[keras.callbacks.BackupAndRestore(str(tmp_path / "backup"))])
+
+    assert int(resumed.step) == int(straight.step) == 12
+    for a, b in zip(resumed.weights, straight.weights):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+    np.testing.assert_allclose(resumed.correlation.numpy(), straight.correlation.numpy(), rtol=1e-5)
+    assert np.abs(straight.correlation.numpy()).sum() > 0
