@@ -1,0 +1,185 @@
+"""The pictures a training run writes: curves, an embedding map, neighbours, the spectrum.
+
+Each function takes plain arrays, writes one PNG atomically (a temporary file
+renamed into place, so a crash never leaves half an image) and returns its
+path. Matplotlib runs headless (Agg backend).
+
+* :func:`training_curves`: every logged metric against the epoch, one panel each.
+* :func:`embedding_map`: a 2-D projection of embeddings (PCA, or t-SNE for
+  up to a few thousand points), coloured by label.
+* :func:`neighbor_grid`: query images beside their nearest neighbours, with
+  each neighbour's label framed green when it matches the query's, red if not.
+* :func:`singular_value_spectrum`: the normalised singular values of the
+  centred embeddings on a log scale, the picture of dimensional collapse
+  (Jing et al., "Understanding Dimensional Collapse in Contrastive
+  Self-supervised Learning", ICLR 2022): a collapsed embedding has a spectrum
+  that drops to ~0 after a few dimensions.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Mapping, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+
+def training_curves(history: Mapping[str, Sequence[float]], path: str) -> str:
+    """One panel per metric (``val_`` metrics drawn in their training panel)."""
+    if not history:
+        raise ValueError("`history` is empty: there is nothing to plot.")
+    names = [k for k in history if not k.startswith("val_")]
+    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        values = np.asarray(history[name], dtype=float)
+        epochs = np.arange(1, len(values) + 1)
+        ax.plot(epochs, values, marker="o", markersize=3, label="train")
+        if f"val_{name}" in history:
+            ax.plot(epochs, np.asarray(history[f"val_{name}"], dtype=float), marker="o", markersize=3, label="validation")
+            ax.legend()
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def embedding_map(embeddings, labels, path: str, method: str = "pca", title: str | None = None) -> str:
+    """Scatter of a 2-D projection of ``embeddings`` coloured by ``labels``."""
+    x = _matrix(embeddings, "embeddings")
+    labels = _labels(labels, len(x))
+    if method not in ("pca", "tsne"):
+        raise ValueError(f"`method` must be 'pca' or 'tsne', got {method!r}.")
+    if method == "tsne":
+        from sklearn.manifold import TSNE
+
+        points = TSNE(n_components=2, init="pca", random_state=0, perplexity=min(30.0, max(len(x) - 1, 1) / 3)).fit_transform(x)
+    else:
+        from sklearn.decomposition import PCA
+
+        points = PCA(n_components=2, random_state=0).fit_transform(x)
+    fig, ax = plt.subplots(figsize=(6, 5))
+    classes = np.unique(labels)
+    cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
+    for i, c in enumerate(classes):
+        mask = labels == c
+        ax.scatter(points[mask, 0], points[mask, 1], s=8, color=cmap(i % cmap.N), label=str(c))
+    ax.legend(markerscale=2, fontsize=7, loc="best", ncol=2)
+    ax.set_title(title or f"embeddings ({method.upper()})")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def neighbor_grid(query_images, query_labels, neighbor_images, neighbor_labels, path: str) -> str:
+    """Rows: a query image, then its k neighbours (green frame: same label; red: other).
+
+    Args:
+        query_images: ``[q, h, w]`` or ``[q, h, w, c]`` (c = 1 or 3).
+        query_labels: ``[q]`` labels.
+        neighbor_images: ``[q, k, h, w(, c)]``.
+        neighbor_labels: ``[q, k]``.
+    """
+    raw_queries = np.asarray(query_images)
+    neighbors = np.asarray(neighbor_images)
+    if neighbors.ndim == raw_queries.ndim:  # no k axis given for k = 1
+        neighbors = neighbors[:, None]
+    if (
+        neighbors.ndim != raw_queries.ndim + 1
+        or neighbors.shape[0] != len(raw_queries)
+        or neighbors.shape[2:] != raw_queries.shape[1:]
+    ):
+        raise ValueError(
+            f"`neighbor_images` must be [queries, k, ...] matching `query_images` {raw_queries.shape}, "
+            f"got shape {neighbors.shape}."
+        )
+    q, k = neighbors.shape[:2]
+    queries = _images(raw_queries, "query_images")
+    neighbors = _images(neighbors.reshape((q * k,) + neighbors.shape[2:]), "neighbor_images")
+    neighbors = neighbors.reshape((q, k) + neighbors.shape[1:])
+    query_labels = _labels(query_labels, q)
+    neighbor_labels = np.asarray(neighbor_labels).reshape(q, -1)
+    fig, axes = plt.subplots(q, k + 1, figsize=(1.1 * (k + 1), 1.1 * q), squeeze=False)
+    for i in range(q):
+        _show(axes[i, 0], queries[i], f"q {query_labels[i]}", "black")
+        for j in range(k):
+            same = neighbor_labels[i, j] == query_labels[i]
+            _show(axes[i, j + 1], neighbors[i, j], str(neighbor_labels[i, j]), "green" if same else "red")
+    fig.tight_layout(pad=0.2)
+    return _save(fig, path)
+
+
+def singular_value_spectrum(embeddings, path: str, title: str | None = None) -> str:
+    """Normalised singular values (sigma_k / sigma_1) of the centred embeddings, log scale."""
+    x = _matrix(embeddings, "embeddings")
+    sigma = np.linalg.svd(x - x.mean(axis=0), compute_uv=False)
+    ratio = sigma / max(sigma[0], 1e-30)
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    ax.semilogy(np.arange(1, len(ratio) + 1), np.maximum(ratio, 1e-12), marker="o", markersize=3)
+    ax.set_xlabel("singular value index")
+    ax.set_ylabel("sigma_k / sigma_1")
+    ax.set_title(title or "embedding spectrum (collapse shows as a cliff)")
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def _save(fig, path: str) -> str:
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, suffix=".png.tmp")
+    os.close(fd)
+    try:
+        fig.savefig(tmp, dpi=110, format="png")
+        os.replace(tmp, path)
+    finally:
+        plt.close(fig)
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def _matrix(x, name: str) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim != 2 or len(x) < 2:
+        raise ValueError(f"`{name}` must be [n >= 2, dim], got shape {x.shape}.")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"`{name}` holds NaN or inf.")
+    return x
+
+
+def _labels(labels, n: int) -> np.ndarray:
+    labels = np.asarray(labels).reshape(-1)
+    if len(labels) != n:
+        raise ValueError(f"`labels` has {len(labels)} entries for {n} rows.")
+    return labels
+
+
+def _images(images, name: str) -> np.ndarray:
+    images = np.asarray(images, dtype=np.float64)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] != 3):
+        raise ValueError(f"`{name}` must be [n, h, w] or [n, h, w, 1 or 3] images, got shape {images.shape}.")
+    low, high = images.min(), images.max()
+    return (images - low) / (high - low) if high > low else np.zeros_like(images)
+
+
+def _show(ax, image, label: str, colour: str) -> None:
+    ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_edgecolor(colour)
+        spine.set_linewidth(2)
+    ax.set_title(label, fontsize=7, color=colour, pad=1)
