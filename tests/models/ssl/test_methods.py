@@ -18,8 +18,8 @@ METHODS = {
 
 
 def noisy_views(images):
-    """In-step augmentation for tests: additive Gaussian noise."""
-    return images + tf.random.normal(tf.shape(images), stddev=0.2)
+    """In-step augmentation for tests: two draws of additive Gaussian noise."""
+    return tuple(images + tf.random.normal(tf.shape(images), stddev=0.2) for _ in range(2))
 
 
 @pytest.mark.parametrize("name", list(METHODS))
@@ -134,6 +134,13 @@ def test_plain_images_without_augment_fail_with_a_clear_message(digits_flat):
     model = SimSiam(mlp_encoder(), projection_dim=8)
     model.compile(optimizer="sgd")
     with pytest.raises(ValueError, match="no `augment`"):
+        model.fit(digits_flat[:32], batch_size=16, epochs=1, verbose=0)
+
+
+def test_augment_must_return_two_views(digits_flat):
+    model = SimCLR(mlp_encoder(), projection_dim=8, augment=lambda images: images)
+    model.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"\(view_1, view_2\) pair"):
         model.fit(digits_flat[:32], batch_size=16, epochs=1, verbose=0)
 
 

@@ -6,8 +6,10 @@ owns everything the methods share:
 
 * **views**: a batch is either ``(view_1, view_2)`` (augmented in the input
   pipeline, the fast path: see :func:`tfcontrast.augment.two_view_dataset`) or
-  plain images, in which case the model's ``augment`` callable draws both
-  views inside the step. Labels riding along (``(images, labels)``) are ignored;
+  plain images, in which case the model's ``augment`` callable (images ->
+  ``(view_1, view_2)``, e.g. :class:`tfcontrast.augment.TwoViewAugmentation`)
+  draws both views inside the step. Labels riding along (``(images, labels)``)
+  are ignored;
 * **one encoder pass** over both views concatenated (``[2B, ...]``): bigger
   matrix products, and BatchNorm statistics over both views as in SimCLR;
 * **the step**: gradient of the method's loss, loss scaling for mixed
@@ -45,8 +47,9 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
     Args:
         encoder: a built Keras model mapping images to ``[batch, features]``;
             after training, ``model.encoder`` is the backbone to keep.
-        augment: optional callable drawing one random view of a batch of
-            images; needed only when ``fit`` receives plain images.
+        augment: optional callable mapping a batch of images to a random
+            ``(view_1, view_2)`` pair; needed only when ``fit`` receives plain
+            images (e.g. :class:`tfcontrast.augment.TwoViewAugmentation`).
         collapse_metrics: log projection std and effective rank every step
             (one ``d x d`` eigendecomposition; turn off to shave a little time).
     """
@@ -54,7 +57,7 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
     def __init__(
         self,
         encoder: keras.Model,
-        augment: Callable[[tf.Tensor], tf.Tensor] | None = None,
+        augment: Callable[[tf.Tensor], tuple[tf.Tensor, tf.Tensor]] | None = None,
         collapse_metrics: bool = True,
         **kwargs,
     ):
@@ -145,7 +148,12 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
                 f"{type(self).__name__} received plain images of shape {data.shape} but has no `augment`: "
                 "pass augment=... or feed (view_1, view_2) batches (tfcontrast.augment.two_view_dataset)."
             )
-        return self.augment(data), self.augment(data)
+        views = self.augment(data)
+        if not isinstance(views, (tuple, list)) or len(views) != 2:
+            raise ValueError(
+                f"`augment` must return a (view_1, view_2) pair, got {type(views).__name__}."
+            )
+        return views[0], views[1]
 
     def _record(self, loss, projections, representations) -> dict:
         self.loss_tracker.update_state(distribute.unscale_share(loss))
