@@ -1,0 +1,42 @@
+"""The ready-made encoders: shapes, parameter counts and bad arguments."""
+
+import keras
+import numpy as np
+import pytest
+
+from tfcontrast.models import encoders
+
+
+def test_resnet18_has_eleven_million_parameters_and_keeps_a_4x4_map_on_32x32():
+    model = encoders.resnet18((32, 32, 3))
+    # He et al. 2016: 11.2M parameters without the classifier.
+    assert model.count_params() == pytest.approx(11.18e6, rel=0.01)
+    assert model.output_shape == (None, 512)
+    last_conv = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
+    assert tuple(last_conv.output.shape[1:3]) == (4, 4)  # CIFAR stem: 32 -> 32 -> 16 -> 8 -> 4
+
+
+def test_imagenet_stem_downsamples_by_four_before_the_first_stage():
+    model = encoders.resnet18((64, 64, 3), stem="imagenet")
+    last_conv = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)][-1]
+    assert tuple(last_conv.output.shape[1:3]) == (2, 2)  # 64 / 4 / 8
+
+
+def test_digits_cnn_and_mlp_output_features():
+    x = np.random.default_rng(0).random((3, 8, 8, 1)).astype("float32")
+    assert encoders.digits_cnn(features=24)(x).shape == (3, 24)
+    assert encoders.mlp_encoder((8, 8, 1), widths=(16, 5))(x).shape == (3, 5)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda: encoders.resnet18((32, 32)), "input_shape"),
+        (lambda: encoders.resnet18(stem="tiny"), "stem"),
+        (lambda: encoders.digits_cnn(features=0), "features"),
+        (lambda: encoders.mlp_encoder((64,), widths=()), "widths"),
+    ],
+)
+def test_bad_arguments(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()
