@@ -9,6 +9,8 @@ tf.distribute with global-batch semantics, and similarity search.
 """
 
 from tfcontrast.version import __version__
-from tfcontrast import augment, data, distances, distribute, losses, models, plots
+from tfcontrast import augment, data, distances, distribute, export, index, losses, models, plots
 
-__all__ = ["__version__", "augment", "data", "distances", "distribute", "losses", "models", "plots"]
+__all__ = [
+    "__version__", "augment", "data", "distances", "distribute", "export", "index", "losses", "models", "plots",
+]

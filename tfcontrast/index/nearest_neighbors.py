@@ -1,0 +1,215 @@
+"""``NearestNeighbors``: exact k-nearest-neighbour lookup as a Keras layer.
+
+The reference embeddings, their ids and labels live in the layer as
+non-trainable weights, so the lookup travels inside a ``.keras`` file or a
+SavedModel and runs in the serving graph. A call is one matrix product and one
+``tf.math.top_k`` over scores where larger is closer:
+
+=================  ===============================  =========================================
+metric             score s(q, e)                    distance returned (package convention)
+=================  ===============================  =========================================
+``cosine``         <q/|q|, e/|e|>                   clip(1 - s, 0, 2)
+``inner_product``  <q, e>                           -s
+``euclidean``      2 <q, e> - ||e||^2               ||q - e||, recomputed directly
+=================  ===============================  =========================================
+
+so only the ``k`` winners pay for the distance transform (for euclidean the
+``k`` distances are recomputed from the difference vectors and re-sorted,
+because the expansion ||q||^2 - s loses precision near 0), and the distances
+equal :func:`tfcontrast.distances.pairwise_distances` and
+:class:`tfcontrast.index.Index` on the same pairs (up to float32 round-off).
+Normalisation uses ``x / max(||x||, 1e-6)`` as everywhere in the package;
+for ``cosine`` the stored embeddings are normalised once, at construction.
+
+Edge cases (documented results, not errors, inside a graph):
+
+* ``k`` larger than the number of references: the extra columns are padding,
+  id -1, distance ``inf``, label -1 (shapes stay ``[batch, k]``).
+* A query row holding NaN or inf: eager calls raise ``ValueError``; inside a
+  ``tf.function`` / SavedModel (where raising is not possible without a
+  run-time assertion XLA cannot compile) that row comes back as padding.
+* Unlabelled references have label -1.
+
+Example:
+    >>> import numpy as np
+    >>> nn = NearestNeighbors(np.eye(3, dtype="float32"), labels=[5, 6, 7], k=2)
+    >>> out = nn(np.array([[0.0, 1.0, 0.1]], "float32"))
+    >>> out["ids"].numpy().tolist(), out["labels"].numpy().tolist()
+    ([[1, 2]], [[6, 7]])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfcontrast.index import inputs
+
+METRICS = ("cosine", "inner_product", "euclidean")
+
+
+@keras.saving.register_keras_serializable(package="tfcontrast")
+class NearestNeighbors(keras.layers.Layer):
+    """Exact k-NN over fixed reference embeddings (see the module docstring).
+
+    Args:
+        embeddings: ``[n, dim]`` finite reference embeddings (n >= 1).
+        labels: ``[n]`` integer labels >= -1 (-1 = unlabelled), default all -1.
+        k: neighbours returned per query, an integer >= 1 (> n is padded).
+        metric: ``"cosine"``, ``"inner_product"`` or ``"euclidean"``.
+        ids: ``[n]`` unique integer ids >= 0 returned for each reference,
+            default ``0..n-1``.
+        **kwargs: Keras layer arguments (``name``...). The layer computes in
+            float32 whatever the global dtype policy.
+
+    Call:
+        ``queries`` ``[batch, dim]`` -> ``{"ids": int64 [batch, k],
+        "distances": float32 [batch, k], "labels": int64 [batch, k]}``,
+        nearest first.
+
+    Raises:
+        ValueError: bad embeddings (shape, NaN/inf), labels, ids, ``k`` or
+            metric; a query of the wrong dimension; NaN/inf queries (eager).
+    """
+
+    def __init__(self, embeddings, labels=None, k: int = 10, metric: str = "cosine", ids=None, **kwargs):
+        kwargs["dtype"] = "float32"
+        kwargs.setdefault("trainable", False)
+        super().__init__(**kwargs)
+        if metric not in METRICS:
+            raise ValueError(f"`metric` must be one of {METRICS}, got {metric!r}.")
+        self.k = inputs.check_k(k)
+        self.metric = metric
+        refs = inputs.as_vectors(embeddings, "embeddings")
+        n, dim = refs.shape
+        if n == 0:
+            raise ValueError("`embeddings` must hold at least one reference, got 0 rows.")
+        if metric == "cosine":
+            refs = inputs.normalize_rows(refs)
+        labels = np.full(n, -1, np.int64) if labels is None else inputs.as_labels(labels, "labels", n)
+        ids = np.arange(n, dtype=np.int64) if ids is None else inputs.as_ids(ids, "ids", n)
+        self.num_embeddings, self.dim = n, dim
+        self.reference_embeddings = self._constant_weight("embeddings", refs, "float32")
+        self.reference_ids = self._constant_weight("ids", ids, "int64")
+        self.reference_labels = self._constant_weight("labels", labels, "int64")
+        self.built = True
+
+    @classmethod
+    def from_index(cls, index, k: int = 10, **kwargs) -> "NearestNeighbors":
+        """The live entries of a :class:`tfcontrast.index.Index` as an exact in-graph layer.
+
+        Ids, labels and metric are the index's; the search becomes exact
+        whatever the index's backend.
+
+        Raises:
+            ValueError: the index is empty.
+        """
+        embeddings, ids, labels = index.to_arrays()
+        if len(ids) == 0:
+            raise ValueError("`index` is empty: NearestNeighbors needs at least one reference.")
+        return cls(embeddings, labels=labels, k=k, metric=index.metric, ids=ids, **kwargs)
+
+    def _constant_weight(self, name: str, value: np.ndarray, dtype: str):
+        return self.add_weight(
+            name=name,
+            shape=value.shape,
+            dtype=dtype,
+            initializer=lambda shape, dtype=None: tf.constant(value),
+            trainable=False,
+        )
+
+    def call(self, queries):
+        return self._lookup(queries, self.k)
+
+    def _lookup(self, queries, k: int) -> dict[str, tf.Tensor]:
+        q = tf.cast(tf.convert_to_tensor(queries), tf.float32)
+        if q.shape.rank != 2 or (q.shape[-1] is not None and q.shape[-1] != self.dim):
+            raise ValueError(f"`queries` must have shape [batch, {self.dim}], got {q.shape}.")
+        finite = tf.reduce_all(tf.math.is_finite(q), axis=1)
+        if tf.executing_eagerly() and not bool(tf.reduce_all(finite)):
+            rows = np.flatnonzero(~finite.numpy())
+            raise ValueError(f"`queries` holds NaN or inf in {len(rows)} row(s), first rows {rows[:5].tolist()}.")
+        q = tf.where(finite[:, None], q, tf.zeros_like(q))
+        refs = tf.convert_to_tensor(self.reference_embeddings)
+        if self.metric == "cosine":
+            q = tf.math.l2_normalize(q, axis=1, epsilon=1e-12)
+        scores = tf.matmul(q, refs, transpose_b=True)
+        if self.metric == "euclidean":
+            scores = 2.0 * scores - tf.reduce_sum(tf.square(refs), axis=1)[None, :]
+        k_found = min(k, self.num_embeddings)
+        top, positions = tf.math.top_k(scores, k=k_found, sorted=True)
+        if self.metric == "cosine":
+            distances = tf.clip_by_value(1.0 - top, 0.0, 2.0)
+        elif self.metric == "inner_product":
+            distances = -top
+        else:
+            # ||q - e|| of the k winners computed directly: the expansion
+            # ||q||^2 - s loses ~1e-2 to cancellation near 0, through the sqrt.
+            diff = tf.gather(refs, positions) - q[:, None, :]
+            distances = tf.sqrt(tf.reduce_sum(tf.square(diff), axis=2))
+            order = tf.argsort(distances, axis=1, stable=True)
+            distances = tf.gather(distances, order, batch_dims=1)
+            positions = tf.gather(positions, order, batch_dims=1)
+        ids = tf.gather(self.reference_ids, positions)
+        labels = tf.gather(self.reference_labels, positions)
+        pad = k - k_found
+        if pad:
+            distances = tf.pad(distances, [[0, 0], [0, pad]], constant_values=np.inf)
+            ids = tf.pad(ids, [[0, 0], [0, pad]], constant_values=-1)
+            labels = tf.pad(labels, [[0, 0], [0, pad]], constant_values=-1)
+        row_ok = finite[:, None]
+        return {
+            "ids": tf.where(row_ok, ids, tf.constant(-1, tf.int64)),
+            "distances": tf.where(row_ok, distances, tf.constant(np.inf, tf.float32)),
+            "labels": tf.where(row_ok, labels, tf.constant(-1, tf.int64)),
+        }
+
+    def compute_output_spec(self, queries):
+        batch = queries.shape[0]
+        return {
+            "ids": keras.KerasTensor((batch, self.k), dtype="int64"),
+            "distances": keras.KerasTensor((batch, self.k), dtype="float32"),
+            "labels": keras.KerasTensor((batch, self.k), dtype="int64"),
+        }
+
+    # ------------------------------------------------------ Index-like API
+
+    def search(self, queries, k: int | None = None):
+        """Eager search returning a :class:`tfcontrast.index.SearchResult` of NumPy arrays.
+
+        ``k`` defaults to the layer's; the same conventions as :meth:`Index.search`.
+        """
+        from tfcontrast.index.faiss_index import SearchResult
+
+        k = self.k if k is None else inputs.check_k(k)
+        q = inputs.as_vectors(queries, "queries", self.dim, allow_1d=True)
+        out = self._lookup(q, k)
+        return SearchResult(ids=out["ids"].numpy(), distances=out["distances"].numpy(), labels=out["labels"].numpy())
+
+    def entries(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(ids, labels)`` of the references, as NumPy arrays."""
+        return np.asarray(self.reference_ids.numpy()), np.asarray(self.reference_labels.numpy())
+
+    def to_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(embeddings, ids, labels)`` of the references (normalised for cosine)."""
+        return (np.asarray(self.reference_embeddings.numpy()), *self.entries())
+
+    # ------------------------------------------------------- serialization
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.pop("dtype", None)
+        config.update({"k": self.k, "metric": self.metric, "num_embeddings": self.num_embeddings, "dim": self.dim})
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "NearestNeighbors":
+        """Rebuilds the layer with placeholder references; the saved weights then fill them."""
+        config = dict(config)
+        n, dim = config.pop("num_embeddings"), config.pop("dim")
+        config.pop("dtype", None)
+        placeholder = np.zeros((n, dim), np.float32)
+        return cls(placeholder, ids=np.arange(n), **config)
