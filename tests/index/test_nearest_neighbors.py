@@ -128,3 +128,29 @@ def test_search_method_and_mixed_precision_policy(rng):
     assert nn.reference_embeddings.dtype == "float32" and nn(queries)["distances"].dtype == tf.float32
     np.testing.assert_array_equal(res.ids, want)
     assert res.labels.tolist() == [[-1] * 4] * 3
+
+
+@pytest.mark.parametrize("metric", METRICS)
+def test_two_stage_top_k_is_exact(metric, rng, monkeypatch):
+    # n = 2000 >= 4 * k * 128 for k = 3: 15 groups of 128 and a tail of 80.
+    refs = rng.normal(size=(2000, 8)).astype(np.float32)
+    # Query 0's nearest are 5 then 256, 257 (one group); query 1's nearest is in the tail.
+    # Steps of 0.2 along one direction keep their distances far apart (no float32 near-ties).
+    direction = rng.normal(size=8).astype(np.float32)
+    refs[256:259] = refs[5] + 0.2 * np.arange(1, 4, dtype=np.float32)[:, None] * direction / np.linalg.norm(direction)
+    queries = refs[[5, 1990, 700]] + 0.01 * rng.normal(size=(3, 8)).astype(np.float32)
+    nn = NearestNeighbors(refs, labels=np.arange(2000) % 9, k=3, metric=metric)
+    grouped = tf.function(nn)(tf.constant(queries))
+    grouped_xla = tf.function(nn, jit_compile=True)(tf.constant(queries))
+    monkeypatch.setattr("tfcontrast.index.nearest_neighbors._GROUP", 10**9)  # one plain top_k
+    plain = NearestNeighbors(refs, labels=np.arange(2000) % 9, k=3, metric=metric)(queries)
+    d = np.array([[reference.distance(q, r, metric) for r in refs] for q in queries[:2]])
+    want = np.argsort(d, axis=1, kind="stable")[:, :3]
+    for out in (grouped, grouped_xla, plain):
+        np.testing.assert_array_equal(out["ids"].numpy()[:2], want)
+        np.testing.assert_array_equal(out["ids"].numpy(), plain["ids"].numpy())
+        np.testing.assert_allclose(out["distances"].numpy(), plain["distances"].numpy(), rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(out["labels"].numpy(), out["ids"].numpy() % 9)
+    if metric != "inner_product":  # inner product favours long vectors, not the planted ones
+        assert want[0].tolist() == [5, 256, 257]
+        assert want[1, 0] == 1990

@@ -2,8 +2,11 @@
 
 The reference embeddings, their ids and labels live in the layer as
 non-trainable weights, so the lookup travels inside a ``.keras`` file or a
-SavedModel and runs in the serving graph. A call is one matrix product and one
-``tf.math.top_k`` over scores where larger is closer:
+SavedModel and runs in the serving graph. A call is one matrix product and an
+exact top-k over scores where larger is closer (for n >= 512 k references a
+two-stage top-k over groups of 128, several times cheaper than one
+``tf.math.top_k`` over all n; see ``NearestNeighbors._top_k``). Ties among
+equal scores are broken arbitrarily:
 
 =================  ===============================  =========================================
 metric             score s(q, e)                    distance returned (package convention)
@@ -49,6 +52,8 @@ import tensorflow as tf
 from tfcontrast.index import inputs
 
 METRICS = ("cosine", "inner_product", "euclidean")
+# References per group in the two-stage exact top-k (see `_top_k`).
+_GROUP = 128
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
@@ -136,11 +141,8 @@ class NearestNeighbors(keras.layers.Layer):
         refs = tf.convert_to_tensor(self.reference_embeddings)
         if self.metric == "cosine":
             q = tf.math.l2_normalize(q, axis=1, epsilon=1e-12)
-        scores = tf.matmul(q, refs, transpose_b=True)
-        if self.metric == "euclidean":
-            scores = 2.0 * scores - tf.reduce_sum(tf.square(refs), axis=1)[None, :]
         k_found = min(k, self.num_embeddings)
-        top, positions = tf.math.top_k(scores, k=k_found, sorted=True)
+        top, positions = self._top_k(q, refs, k_found)
         if self.metric == "cosine":
             distances = tf.clip_by_value(1.0 - top, 0.0, 2.0)
         elif self.metric == "inner_product":
@@ -166,6 +168,42 @@ class NearestNeighbors(keras.layers.Layer):
             "distances": tf.where(row_ok, distances, tf.constant(np.inf, tf.float32)),
             "labels": tf.where(row_ok, labels, tf.constant(-1, tf.int64)),
         }
+
+    def _scores(self, q: tf.Tensor, refs: tf.Tensor) -> tf.Tensor:
+        """``[batch, len(refs)]`` scores, larger is closer (module docstring)."""
+        scores = tf.matmul(q, refs, transpose_b=True)
+        if self.metric == "euclidean":
+            scores = 2.0 * scores - tf.reduce_sum(tf.square(refs), axis=1)[None, :]
+        return scores
+
+    def _top_k(self, q: tf.Tensor, refs: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
+        """Exact top-k scores and their positions, through group maxima when n is large.
+
+        ``tf.math.top_k`` over a ``[batch, n]`` matrix costs more than the matrix
+        product that made it. Instead, split the n scores of a row into groups
+        of ``G`` (a reshape, no copy), keep each group's maximum (one
+        vectorised pass), take the top-k groups by maximum and the top k
+        among their ``k * G`` scores. Exact: every score above the k-th
+        largest, v_k, lies in a group whose maximum is >= v_k, and at most k
+        groups have such a maximum, so the k best groups hold the top k
+        (with ties, values equal to v_k are taken from any of them). The last
+        ``n mod G`` references are scored separately and join the candidates.
+        """
+        n = self.num_embeddings
+        if n < 4 * k * _GROUP:
+            return tf.math.top_k(self._scores(q, refs), k=k, sorted=True)
+        n_main = n - n % _GROUP
+        batch = tf.shape(q)[0]
+        groups = tf.reshape(self._scores(q, refs[:n_main]), [batch, n_main // _GROUP, _GROUP])
+        _, best = tf.math.top_k(tf.reduce_max(groups, axis=2), k=k, sorted=False)
+        candidates = tf.reshape(tf.gather(groups, best, batch_dims=1), [batch, k * _GROUP])
+        positions = tf.reshape(best[:, :, None] * _GROUP + tf.range(_GROUP)[None, None, :], [batch, k * _GROUP])
+        if n_main < n:
+            candidates = tf.concat([candidates, self._scores(q, refs[n_main:])], axis=1)
+            tail = tf.range(n_main, n)[None, :] + tf.zeros_like(positions[:, :1])
+            positions = tf.concat([positions, tail], axis=1)
+        top, picked = tf.math.top_k(candidates, k=k, sorted=True)
+        return top, tf.gather(positions, picked, batch_dims=1)
 
     def compute_output_spec(self, queries):
         batch = queries.shape[0]
