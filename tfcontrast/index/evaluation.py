@@ -46,7 +46,7 @@ import numpy as np
 from tfcontrast.index import inputs
 
 # Queries per search call, so [batch, max R] arrays stay small.
-_MAX_CELLS = 1 << 24
+_MAX_CELLS = 1 << 22
 
 
 def evaluate_retrieval(

@@ -55,8 +55,14 @@ for every query (documented empty result), not an error.
 **Threads.** Any number of threads may search at once; ``add``, ``remove``
 and ``save`` take an exclusive lock (see :mod:`tfcontrast.index.locking`), so
 a search sees the index either before or after a write, never half of it.
-faiss parallelises each call with OpenMP over all cores
-(``faiss.omp_set_num_threads`` changes that process-wide).
+faiss parallelises each call with OpenMP over all cores; this module leaves
+that process-wide setting alone. Two cases call for changing it: when many
+threads search at once, ``faiss.omp_set_num_threads(1)`` avoids each search
+fanning out over cores the other threads already use; on a machine shared
+with other busy processes, OpenMP's spin-waiting at barriers can make exact
+search several times slower (we measured 0.6 s -> 3 s per 1,000 queries over
+100,000 vectors), which ``OMP_WAIT_POLICY=PASSIVE`` in the environment
+(before faiss is imported) avoids.
 
 Example:
     >>> import numpy as np
@@ -72,6 +78,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import threading
 from typing import Any, Sequence
 
 import faiss
@@ -143,6 +150,7 @@ class Index:
         self._params = merged
         self._dim = dim
         self._lock = ReadWriteLock()
+        self._save_lock = threading.Lock()
         self._faiss = None
         self._slot_ids = np.empty(0, np.int64)
         self._slot_labels = np.empty(0, np.int64)
@@ -217,15 +225,16 @@ class Index:
                 present = self._find_slots(new_ids) >= 0
                 if present.any():
                     raise ValueError(f"`ids` already in the index: {new_ids[present][:10].tolist()}.")
+            untrained = self._backend == "ivf" and (self._faiss is None or not self._faiss.is_trained)
+            if untrained and n < self._params["nlist"]:
+                raise ValueError(
+                    f"The ivf backend trains its quantizer on the first `add`, which needs at least "
+                    f"nlist={self._params['nlist']} vectors; got {n}. Add more at once or lower nlist."
+                )
             if self._faiss is None:
                 self._dim = x.shape[1]
                 self._faiss = self._new_faiss(self._dim)
-            if self._backend == "ivf" and not self._faiss.is_trained:
-                if n < self._params["nlist"]:
-                    raise ValueError(
-                        f"The ivf backend trains its quantizer on the first `add`, which needs at least "
-                        f"nlist={self._params['nlist']} vectors; got {n}. Add more at once or lower nlist."
-                    )
+            if untrained:
                 self._faiss.train(x)
             first_slot = len(self._slot_ids)
             slots = np.arange(first_slot, first_slot + n, dtype=np.int64)
@@ -287,13 +296,17 @@ class Index:
                 raise ValueError(f"`queries` must have dim {self._dim} (the index's), got shape {q.shape}.")
             if self._n_alive == 0:
                 return _empty_result(len(q), k, self._slot_data is not None)
+            k_found = min(k, self._n_alive)  # faiss need not pad beyond what exists
             if self._selector is not None:
                 params = faiss.SearchParametersHNSW(sel=self._selector[1], efSearch=self._params["ef_search"])
-                scores, slots = self._faiss.search(q, k, params=params)
+                scores, slots = self._faiss.search(q, k_found, params=params)
             else:
-                scores, slots = self._faiss.search(q, k)
+                scores, slots = self._faiss.search(q, k_found)
             if self._metric == "euclidean" and self._backend == "exact":
                 scores, slots = self._exact_squared_l2(q, scores, slots)
+            if k_found < k:
+                slots = np.pad(slots, ((0, 0), (0, k - k_found)), constant_values=-1)
+                scores = np.pad(scores, ((0, 0), (0, k - k_found)))
             return self._result(scores, slots)
 
     def entries(self) -> tuple[np.ndarray, np.ndarray]:
@@ -336,7 +349,7 @@ class Index:
             The absolute path written.
         """
         path = os.path.abspath(os.fspath(path))
-        with self._lock.read():
+        with self._save_lock, self._lock.read():  # saves in turn; searches go on meanwhile
             with persistence.atomic_directory(path) as tmp:
                 files = {}
                 if self._faiss is not None:

@@ -138,4 +138,7 @@ def as_data(data, n: int, name: str = "data") -> list[Any] | None:
 def normalize_rows(x: np.ndarray) -> np.ndarray:
     """``x / max(||x||, 1e-6)`` row-wise, the same floor as ``tfcontrast.distances.l2_normalize``."""
     norms = np.sqrt(np.einsum("ij,ij->i", x, x, dtype=np.float32))
+    overflow = ~np.isfinite(norms)  # |x| beyond ~1e19: the float32 sum of squares overflows
+    if overflow.any():
+        norms[overflow] = np.linalg.norm(x[overflow].astype(np.float64), axis=1)
     return np.ascontiguousarray(x / np.maximum(norms, np.float32(1e-6))[:, None], dtype=np.float32)

@@ -164,7 +164,8 @@ def read_verified(directory: str, required: Mapping[str, type]) -> tuple[dict, d
             f"tfcontrast reads version {FORMAT_VERSION}."
         )
     for key, kind in dict(required, files=dict).items():
-        if not isinstance(manifest.get(key), kind) or isinstance(manifest.get(key), bool) and kind is not bool:
+        value = manifest.get(key)
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise IndexFileError(f"{manifest_path!r}: `{key}` must be a {kind.__name__}, got {manifest.get(key)!r}.")
 
     payloads = {}
