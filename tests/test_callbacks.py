@@ -7,48 +7,24 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcontrast.callbacks import CollapseMonitor, KNNMonitor, eigenbasis_alignment, knn_vote_accuracy
+from tfcontrast.callbacks import CollapseMonitor, KNNMonitor, eigenbasis_alignment
 from tfcontrast.data import load_digits
 from tfcontrast.models import DirectPred, SimCLR
 from tfcontrast.models.ssl.directpred import directpred_predictor
 from tfcontrast.probe import embed
 
 
-def loop_knn(references, reference_labels, queries, query_labels, k):
-    """Reference: explicit loops over queries and neighbours, cosine similarity, weighted vote."""
+def loop_knn(references, reference_labels, queries, query_labels, k, temperature=0.07):
+    """Reference: explicit loops over queries and neighbours; cosine; votes weighted exp(-(1 - cos) / T)."""
     correct = 0
     for q, label in zip(queries, query_labels):
         sims = [float(np.dot(q, r) / (np.linalg.norm(q) * np.linalg.norm(r))) for r in references]
         order = sorted(range(len(references)), key=lambda i: -sims[i])[:k]
         votes = {}
         for i in order:
-            votes[reference_labels[i]] = votes.get(reference_labels[i], 0.0) + sims[i]
+            votes[reference_labels[i]] = votes.get(reference_labels[i], 0.0) + np.exp(-(1.0 - sims[i]) / temperature)
         correct += max(votes, key=votes.get) == label
     return correct / len(queries)
-
-
-def test_knn_matches_the_loop_reference(rng):
-    references = rng.normal(size=(60, 5))
-    labels = rng.integers(0, 4, size=60)
-    queries = rng.normal(size=(25, 5)) + 0.5 * references[:25]
-    query_labels = labels[:25]
-    for k in (1, 5, 20):
-        assert knn_vote_accuracy(references, labels, queries, query_labels, k) == loop_knn(
-            references, labels, queries, query_labels, k
-        )
-
-
-def test_knn_votes_are_weighted_by_similarity():
-    # Query along x. Neighbours: one class-1 reference at cos 0.99, two class-0 at cos 0.3.
-    # Weighted: class 1 gets 0.99 > 0.6 for class 0, so the answer is 1 (a plain majority
-    # vote would say 0).
-    def at_cos(c):
-        return [c, np.sqrt(1 - c * c)]
-
-    references = np.array([at_cos(0.99), at_cos(0.3), at_cos(0.3)])
-    labels = np.array([1, 0, 0])
-    assert knn_vote_accuracy(references, labels, np.array([[1.0, 0.0]]), np.array([1]), k=3) == 1.0
-    assert knn_vote_accuracy(references, labels, np.array([[1.0, 0.0]]), np.array([0]), k=3) == 0.0
 
 
 def test_alignment_hand_values(rng):
@@ -155,6 +131,8 @@ def test_collapse_monitor_sees_a_collapsed_encoder(digits):
         (lambda x, y: KNNMonitor(x, y[:-1], x, y), "reference_labels"),
         (lambda x, y: KNNMonitor(x, y, x[:0], y[:0]), "query_images"),
         (lambda x, y: KNNMonitor(x, y, x, y, k=0), "`k`"),
+        (lambda x, y: KNNMonitor(x, y, x, y, temperature=0.0), "`temperature`"),
+        (lambda x, y: KNNMonitor(x, y - 1, x, y), "reference_labels"),
         (lambda x, y: KNNMonitor(x, y + 0.5, x, y), "reference_labels"),
         (lambda x, y: CollapseMonitor(x, every=0), "`every`"),
         (lambda x, y: CollapseMonitor(x, batch_size=0), "`batch_size`"),

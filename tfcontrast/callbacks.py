@@ -13,8 +13,9 @@ every ``every``-th epoch, and the last epoch.
 * :class:`KNNMonitor`: k-nearest-neighbour accuracy of a labelled query set
   against a labelled reference set (Wu et al., "Unsupervised Feature Learning
   via Non-Parametric Instance Discrimination", CVPR 2018, the standard monitor
-  of self-supervised training): cosine similarity, the ``k`` most similar
-  references vote with weight equal to their similarity.
+  of self-supervised training): an exact cosine :class:`tfcontrast.index.Index`
+  and :func:`tfcontrast.index.knn_accuracy`, the ``k`` nearest references
+  voting with weight ``exp(-d / T)``, ``d = 1 - cos``.
 * :class:`CollapseMonitor`: the collapse indicators of
   :mod:`tfcontrast.models.ssl.collapse` on a fixed set of images (per-dimension
   std of the normalised embeddings, effective rank) and, for a model with a
@@ -29,6 +30,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfcontrast.index import Index, knn_accuracy
 from tfcontrast.models.ssl import collapse
 from tfcontrast.probe import class_labels, embed
 
@@ -79,16 +81,19 @@ class KNNMonitor(_EpochMonitor):
     """Logs the kNN accuracy of ``query`` images against labelled ``reference`` images.
 
     Both sets are embedded with ``model.encoder`` (or the model itself when it
-    has no ``encoder`` attribute) in inference mode. For each query, the ``k``
-    references with the highest cosine similarity vote for their labels, each
-    vote weighted by its similarity; the query is correct when the heaviest
-    class is its label. The accuracy is logged as ``name`` (default
-    ``"knn_accuracy"``).
+    has no ``encoder`` attribute) in inference mode and the references put in
+    an exact cosine :class:`tfcontrast.index.Index`. For each query, the ``k``
+    nearest references vote for their labels with weights
+    ``exp(-(1 - cos) / temperature)`` (:func:`tfcontrast.index.knn_accuracy`);
+    the query is correct when the heaviest class is its label. The accuracy is
+    logged as ``name`` (default ``"knn_accuracy"``).
 
     Args:
-        reference_images, reference_labels: the labelled memory bank (e.g. train images).
+        reference_images, reference_labels: the labelled memory bank (e.g. train
+            images); labels are class ids >= 0.
         query_images, query_labels: the images to classify (e.g. a validation split).
-        k: neighbours per query (>= 1; capped at the number of references).
+        k: neighbours per query (>= 1).
+        temperature: T > 0 of the vote weights (Wu et al.: 0.07).
         every: compute every ``every`` epochs (and at the first and last epochs).
         batch_size: images per forward pass when embedding.
         name: the key written into the logs.
@@ -109,6 +114,7 @@ class KNNMonitor(_EpochMonitor):
         query_images,
         query_labels,
         k: int = 20,
+        temperature: float = 0.07,
         every: int = 1,
         batch_size: int = 256,
         name: str = "knn_accuracy",
@@ -121,29 +127,21 @@ class KNNMonitor(_EpochMonitor):
         if not isinstance(k, int) or isinstance(k, bool) or k < 1:
             raise ValueError(f"`k` must be a positive int, got {k!r}.")
         self.k = k
+        if isinstance(temperature, bool) or not np.isfinite(temperature) or temperature <= 0:
+            raise ValueError(f"`temperature` must be a finite number > 0, got {temperature!r}.")
+        self.temperature = float(temperature)
+        for labels, name_ in ((self.reference_labels, "reference_labels"), (self.query_labels, "query_labels")):
+            if labels.min() < 0:
+                raise ValueError(f"`{name_}` must be class ids >= 0, got {labels.min()}.")
         self.name = str(name)
 
     def measure(self) -> dict:
         encoder = _encoder_of(self.model)
         references = embed(encoder, self.reference_images, self.batch_size)
         queries = embed(encoder, self.query_images, self.batch_size)
-        return {self.name: knn_vote_accuracy(references, self.reference_labels, queries, self.query_labels, self.k)}
-
-
-def knn_vote_accuracy(references, reference_labels, queries, query_labels, k: int = 20) -> float:
-    """Cosine kNN accuracy with similarity-weighted votes (the :class:`KNNMonitor` rule), in NumPy."""
-    references = np.asarray(references, dtype=np.float64)
-    queries = np.asarray(queries, dtype=np.float64)
-    r = references / np.maximum(np.linalg.norm(references, axis=1, keepdims=True), 1e-12)
-    q = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-    similarity = q @ r.T
-    k = min(int(k), len(r))
-    nearest = np.argpartition(-similarity, k - 1, axis=1)[:, :k]
-    weights = np.take_along_axis(similarity, nearest, axis=1)
-    classes, index = np.unique(reference_labels, return_inverse=True)
-    votes = np.zeros((len(q), len(classes)))
-    np.add.at(votes, (np.arange(len(q))[:, None], index[nearest]), weights)
-    return float(np.mean(classes[votes.argmax(axis=1)] == np.asarray(query_labels)))
+        index = Index(metric="cosine", backend="exact")
+        index.add(references, labels=self.reference_labels)
+        return {self.name: knn_accuracy(index, queries, self.query_labels, self.k, temperature=self.temperature)}
 
 
 class CollapseMonitor(_EpochMonitor):
