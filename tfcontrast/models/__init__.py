@@ -1,6 +1,18 @@
 """Models with custom train steps that train with plain ``model.fit``."""
 
-from tfcontrast.models import encoders, heads, ssl
+from tfcontrast.models import encoders, heads, siamese, ssl
+from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
 from tfcontrast.models.ssl import BYOL, DirectPred, SimCLR, SimSiam
 
-__all__ = ["BYOL", "DirectPred", "SimCLR", "SimSiam", "encoders", "heads", "ssl"]
+__all__ = [
+    "BYOL",
+    "DirectPred",
+    "EmbeddingModel",
+    "SiameseNetwork",
+    "SimCLR",
+    "SimSiam",
+    "encoders",
+    "heads",
+    "siamese",
+    "ssl",
+]
