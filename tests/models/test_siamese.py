@@ -138,6 +138,7 @@ def test_embedding_model_embeds_on_the_unit_sphere_and_reports_in_batch_distance
 
 
 def test_siamese_fit_on_pairs_lowers_the_contrastive_loss(digits):
+    keras.utils.set_random_seed(0)
     x, y = digits[0], digits[1]
     held = next(iter(tfc.data.pair_dataset(x, y, batch_size=256, steps=1, seed=7)))
     model = SiameseNetwork(encoder())
@@ -152,6 +153,7 @@ def test_siamese_fit_on_pairs_lowers_the_contrastive_loss(digits):
 
 
 def test_siamese_fit_on_triplets_lowers_the_triplet_loss(digits):
+    keras.utils.set_random_seed(0)
     x, y = digits[0], digits[1]
     held = next(iter(tfc.data.triplet_dataset(x, y, batch_size=256, steps=1, seed=7)))
     model = SiameseNetwork(encoder(), margin=1.0)
@@ -167,6 +169,7 @@ def test_siamese_fit_on_triplets_lowers_the_triplet_loss(digits):
     "loss", [tfc.losses.TripletLoss(margin=0.2), tfc.losses.SupConLoss(temperature=0.1)], ids=["triplet", "supcon"]
 )
 def test_embedding_model_fit_lowers_the_loss(loss, digits):
+    keras.utils.set_random_seed(0)
     x, y = digits[0], digits[1]
     model = EmbeddingModel(encoder(), embedding_dim=16)
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss=loss)

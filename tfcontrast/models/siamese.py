@@ -147,7 +147,8 @@ class _SimilarityModel(DistributedFitMixin, keras.Model):
 class SiameseNetwork(_SimilarityModel):
     """One shared encoder on pairs (contrastive) or triplets (triplet margin).
 
-    The encoder is called on every input: there is a single set of weights,
+    The encoder is called once on the inputs concatenated along the batch
+    axis (so BatchNorm sees all of them): there is a single set of weights,
     ``model.encoder``, which is what to keep after training
     (``model.embed(x)`` runs it).
 
