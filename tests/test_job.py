@@ -1,0 +1,193 @@
+"""The train / evaluate / lookup pipelines in-process: every method, resume, fail-fast, queries."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+from tfcontrast import config as config_lib, data
+from tfcontrast.jobs import checkpoint, components, evaluation as evaluate_lib, inputs, queries as lookup_lib
+from tfcontrast.jobs import training as train_lib
+from tfcontrast.jobs.workdir import Workdir
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY_MODELS = {
+    "simclr": {"model.projection_dim": 16, "model.hidden_dim": 32},
+    "byol": {"model.projection_dim": 16, "model.hidden_dim": 32},
+    "directpred": {"model.projection_dim": 16, "model.hidden_dim": 32},
+    "simsiam": {"model.projection_dim": 16, "model.predictor_hidden_dim": 8},
+    "triplet": {"model.embedding_dim": 16, "train.classes_per_batch": 4, "train.samples_per_class": 4},
+    "supcon": {"model.embedding_dim": 16, "train.classes_per_batch": 4, "train.samples_per_class": 4},
+    "siamese": {"train.batch_size": 16},
+}
+
+
+def silent(_line):
+    pass
+
+
+def tiny(method: str, steps: int = 4, **overrides) -> config_lib.ml_collections.ConfigDict:
+    """The method's digits config shrunk to a few steps of a very small CNN."""
+    values = {
+        "train.steps": steps,
+        "train.steps_per_epoch": 2,
+        "train.jit_compile": False,
+        "optimizer.warmup_steps": 0,
+        "encoder.features": 16,
+        "encoder.width": 4,
+        "eval.map_method": "pca",
+        **({"train.batch_size": 32} if method in config_lib.SSL_METHODS else {}),
+        **TINY_MODELS[method],
+        **overrides,
+    }
+    return config_lib.validate(config_lib.load_file(os.path.join(ROOT, "configs", f"{method}_digits.py"), values))
+
+
+def all_weights(config, workdir) -> list[np.ndarray]:
+    """Model and optimizer variables of the run's last checkpoint."""
+    model = components.initial_model(config, (8, 8, 1))
+    checkpoint.restore(model, Workdir(workdir).checkpoint)
+    return [v.numpy() for v in model.weights] + [v.numpy() for v in model.optimizer.variables]
+
+
+@pytest.mark.parametrize("method", config_lib.METHODS)
+def test_every_method_trains_a_few_steps(method, tmp_path):
+    config = tiny(method)
+    summary = train_lib.train(config, str(tmp_path), out=silent, evaluate_after=False)
+    assert summary["status"] == "trained" and summary["train"]["steps_done"] == 4
+    assert np.isfinite(summary["train"]["final_metrics"]["loss"])
+    trained = keras.models.load_model(Workdir(str(tmp_path)).embedder, compile=False)
+    initial = components.embedder(components.initial_model(config, (8, 8, 1)), method)
+    x = data.load_digits().x_test[:5]
+    out_trained, out_initial = trained(x, training=False).numpy(), initial(x, training=False).numpy()
+    assert out_trained.shape == out_initial.shape and np.isfinite(out_trained).all()
+    # the saved network is the trained one: same architecture, weights moved away from the start
+    assert not np.allclose(out_trained, out_initial, atol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    config = tiny("directpred", steps=6)
+    workdir = str(tmp_path_factory.mktemp("uninterrupted"))
+    train_lib.train(config, workdir, out=silent, evaluate_after=False)
+    return config, workdir
+
+
+def test_a_stopped_and_resumed_run_equals_an_uninterrupted_one(uninterrupted, tmp_path):
+    config, reference = uninterrupted
+    workdir = str(tmp_path)
+    stopped = train_lib.train(tiny("directpred", steps=6, **{"train.stop_after_steps": 2}), workdir, out=silent)
+    assert stopped["status"] == "stopped" and stopped["train"]["steps_done"] == 2
+    assert not os.path.exists(Workdir(workdir).embedder)
+    again = train_lib.train(tiny("directpred", steps=6, **{"train.stop_after_steps": 4}), workdir, out=silent)
+    assert again["train"]["steps_done"] == 4 and again["train"]["sessions"] == 2
+    done = train_lib.train(config, workdir, out=silent, evaluate_after=False)
+    assert done["train"]["steps_done"] == 6 and done["train"]["sessions"] == 3
+
+    want = checkpoint.read_state(Workdir(reference).checkpoint)
+    got = checkpoint.read_state(Workdir(workdir).checkpoint)
+    assert (got["step"], got["epoch"]) == (want["step"], want["epoch"]) == (6, 3)
+    # same batches, same augmentation draws, same optimizer state: the same numbers
+    np.testing.assert_allclose(got["history"]["loss"], want["history"]["loss"], rtol=1e-6)
+    want_w, got_w = all_weights(config, reference), all_weights(config, workdir)
+    assert len(want_w) == len(got_w) > 10
+    for w, g in zip(want_w, got_w):
+        np.testing.assert_allclose(g, w, rtol=1e-6, atol=1e-7)
+
+
+def test_a_finished_run_is_not_retrained(uninterrupted):
+    config, workdir = uninterrupted
+    state_path = Workdir(workdir).state
+    before = (os.path.getmtime(state_path), checkpoint.read_state(Workdir(workdir).checkpoint))
+    lines = []
+    train_lib.train(config, workdir, out=lines.append, evaluate_after=False)
+    assert "already trained (6 steps)" in lines[0]
+    assert (os.path.getmtime(state_path), checkpoint.read_state(Workdir(workdir).checkpoint)) == before
+
+
+def test_a_workdir_of_another_config_is_refused(uninterrupted):
+    _, workdir = uninterrupted
+    with pytest.raises(train_lib.RunError, match=r"differs at config\.model\.rho"):
+        train_lib.train(tiny("directpred", steps=6, **{"model.rho": 0.5}), workdir, out=silent)
+
+
+def test_bad_config_or_data_fails_before_writing_anything(tmp_path):
+    workdir = tmp_path / "run"
+    bad = tiny("directpred").to_dict()
+    bad["optimizer"]["lr"] = -1.0
+    with pytest.raises(config_lib.ConfigError, match=r"config\.optimizer\.lr: must be > 0"):
+        train_lib.train(bad, str(workdir), out=silent)
+    assert not workdir.exists()
+
+    npz = tmp_path / "few.npz"
+    np.savez(npz, images=np.random.default_rng(0).random((20, 8, 8, 1), np.float32), labels=np.arange(20) % 2)
+    small = tiny("directpred", **{"data.name": "npz", "data.path": str(npz)})
+    with pytest.raises(config_lib.ConfigError, match=r"config\.train\.batch_size: must be <= the 16 training"):
+        train_lib.train(small, str(workdir), out=silent)
+    np.savez(npz, pictures=np.zeros((4, 8, 8, 1)), y=np.arange(4))
+    with pytest.raises(config_lib.ConfigError, match=r"config\.data\.path: .*found keys \['pictures', 'y'\]"):
+        train_lib.train(small, str(workdir), out=silent)
+    assert not workdir.exists()
+
+    workdir.mkdir()
+    (workdir / "notes.txt").write_text("not a run")
+    with pytest.raises(train_lib.RunError, match="is not empty and holds no run"):
+        train_lib.train(tiny("directpred"), str(workdir), out=silent)
+    assert os.listdir(workdir) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("method", ["directpred", "triplet", "siamese"])
+def test_the_training_stream_restarts_at_any_step(method):
+    config = tiny(method, steps=6)
+    run = inputs.load_split(config)
+    views = inputs.augmentation(config, run.input_shape)
+    full = list(inputs.training_stream(config, run, views, 0))
+    tail = list(inputs.training_stream(config, run, views, 4))
+    assert len(full) == 6 and len(tail) == 2
+    for a, b in zip(full[4:], tail):
+        for x, y in zip(tf.nest.flatten(a), tf.nest.flatten(b)):
+            np.testing.assert_array_equal(x.numpy(), y.numpy())
+    # and consecutive batches differ (the stream is not one batch repeated)
+    assert not np.array_equal(tf.nest.flatten(full[0])[0].numpy(), tf.nest.flatten(full[1])[0].numpy())
+
+
+def test_the_random_baseline_is_the_runs_starting_point():
+    config = tiny("directpred")
+    first = [w.numpy() for w in components.initial_model(config, (8, 8, 1)).weights]
+    second = [w.numpy() for w in components.initial_model(config, (8, 8, 1)).weights]
+    other = components.initial_model(tiny("directpred", seed=1), (8, 8, 1)).weights
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert not all(np.array_equal(a, b.numpy()) for a, b in zip(first, other))
+
+
+def test_grid_queries_take_each_class_in_turn():
+    labels = np.array([2, 0, 0, 1, 2, 1, 0])
+    np.testing.assert_array_equal(evaluate_lib.grid_queries(labels, 5), [1, 3, 0, 2, 5])
+    np.testing.assert_array_equal(evaluate_lib.grid_queries(labels, 100), [1, 3, 0, 2, 5, 4, 6])
+
+
+def test_load_query_reads_images_and_arrays(tmp_path):
+    digit = data.load_digits().x_test[0]  # [8, 8, 1] in [0, 1]
+    png = tmp_path / "q.png"
+    Image.fromarray((digit[..., 0] * 255).round().astype(np.uint8)).save(png)
+    from_png = lookup_lib.load_query(str(png), (8, 8, 1))
+    assert from_png.shape == (1, 8, 8, 1) and from_png.dtype == np.float32
+    np.testing.assert_allclose(from_png[0], digit, atol=1 / 255 + 1e-6)  # same size: only 8-bit rounding
+    rgb = tmp_path / "big.jpg"
+    Image.fromarray(np.full((40, 30, 3), 255, np.uint8)).save(rgb)
+    np.testing.assert_allclose(lookup_lib.load_query(str(rgb), (8, 8, 1)), 1.0, atol=0.01)  # grey, resized
+
+    for array, batch in ((digit, 1), (digit.reshape(64), 1), (np.stack([digit] * 3), 3), (np.zeros((2, 64)), 2)):
+        np.save(tmp_path / "q.npy", array)
+        assert lookup_lib.load_query(str(tmp_path / "q.npy"), (8, 8, 1)).shape == (batch, 8, 8, 1)
+    np.save(tmp_path / "q.npy", np.zeros((5, 7)))
+    with pytest.raises(ValueError, match=r"shape \(5, 7\); the model reads \(8, 8, 1\)"):
+        lookup_lib.load_query(str(tmp_path / "q.npy"), (8, 8, 1))
+    with pytest.raises(ValueError, match="is not a file"):
+        lookup_lib.load_query(str(tmp_path / "none.png"), (8, 8, 1))
+    (tmp_path / "q.txt").write_text("1 2 3")
+    with pytest.raises(ValueError, match=r"must be an image \(.png"):
+        lookup_lib.load_query(str(tmp_path / "q.txt"), (8, 8, 1))

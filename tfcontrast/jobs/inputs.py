@@ -1,0 +1,177 @@
+"""A run's data: the train/test split and the training stream of each method.
+
+* :func:`load_split`: the bundled digits, an image folder
+  (:func:`tfcontrast.data.load_image_folder`) or a ``.npz`` file
+  (:func:`tfcontrast.data.load_npz`), split by class into train and test
+  (:func:`tfcontrast.data.stratified_split`, ``data.test_fraction``,
+  ``data.split_seed``). Only the train part is ever trained on; the test part
+  gives the queries of the evaluation.
+* :func:`training_stream`: the batches ``model.fit`` reads, a pure function of
+  the config's ``seed`` and of the step, starting at ``start_step``. Resuming at
+  step s therefore feeds exactly the batches an uninterrupted run feeds from
+  step s on: same data, same augmentation draws.
+
+  - SSL methods: :func:`tfcontrast.augment.two_view_dataset` (reshuffled
+    every pass over the data, two stateless views per batch);
+  - triplet / supcon: P x K batches (:func:`tfcontrast.data.class_balanced_batches`);
+  - siamese: labelled pairs (:func:`tfcontrast.data.pair_dataset`);
+
+  the supervised batches get one stateless view each
+  (:meth:`tfcontrast.augment.TwoViewAugmentation.view`) seeded by the step
+  when ``augment.enabled``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from tfcontrast import augment, config as config_lib, data
+
+# Streams of the per-step augmentation seeds of supervised batches.
+_VIEW_STREAM = 7
+
+
+@dataclass(frozen=True)
+class RunData:
+    """The split a run trains and evaluates on."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    class_names: tuple[str, ...]
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return tuple(self.x_train.shape[1:])
+
+    @property
+    def is_images(self) -> bool:
+        return self.x_train.ndim == 4
+
+
+def load_split(config) -> RunData:
+    """The train/test split of ``config.data`` (see the module docstring).
+
+    Raises:
+        config.ConfigError: unreadable data, or data that cannot feed the configured
+            encoder, augmentation or batches (each message names its key).
+    """
+    d = config.data
+    try:
+        if d.name == "digits":
+            split = data.load_digits(d.test_fraction, d.split_seed)
+            class_names = tuple(str(i) for i in range(10))
+        else:
+            if d.name == "image_folder":
+                images, labels, names = data.load_image_folder(d.path, tuple(d.image_size), d.color_mode)
+                class_names = tuple(names)
+            else:
+                images, labels = data.load_npz(d.path)
+                if images.ndim == 3:
+                    images = images[..., None]
+                class_names = ()  # the labels are their own names
+            split = data.stratified_split(images, labels, d.test_fraction, d.split_seed)
+    except ValueError as err:
+        raise config_lib.ConfigError([("config.data.path" if d.path else "config.data", str(err))]) from None
+    run_data = RunData(
+        np.asarray(split.x_train, np.float32),
+        np.asarray(split.y_train, np.int32),
+        np.asarray(split.x_test, np.float32),
+        np.asarray(split.y_test, np.int32),
+        class_names,
+    )
+    _check_fits(config, run_data)
+    return run_data
+
+
+def _check_fits(config, run: RunData) -> None:
+    problems = []
+    if not run.is_images:
+        if config.encoder.name != "mlp":
+            problems.append(
+                ("config.encoder.name", f"the data are vectors of shape {run.input_shape}: only 'mlp' reads them")
+            )
+        if config.augment.enabled:
+            problems.append(("config.augment.enabled", f"the data are vectors of shape {run.input_shape}: no image augmentation"))
+    elif run.input_shape[-1] not in (1, 3):
+        problems.append(("config.data.path", f"images must have 1 or 3 channels, got shape {run.input_shape}"))
+    n_train, train = len(run.x_train), config.train
+    if "batch_size" in train and config.method != "siamese" and train.batch_size > n_train:
+        problems.append(("config.train.batch_size", f"must be <= the {n_train} training examples, got {train.batch_size}"))
+    if "classes_per_batch" in train:
+        classes, counts = np.unique(run.y_train, return_counts=True)
+        if train.classes_per_batch > len(classes):
+            problems.append(
+                ("config.train.classes_per_batch", f"must be <= the {len(classes)} classes of the data, got {train.classes_per_batch}")
+            )
+    ks = (config.eval.knn_k, *config.eval.recall_ks, config.eval.grid_neighbors)
+    if max(ks) > n_train:
+        problems.append(("config.eval", f"knn_k, recall_ks and grid_neighbors must be <= the {n_train} training examples"))
+    if problems:
+        raise config_lib.ConfigError(problems)
+
+
+def augmentation(config, input_shape) -> augment.TwoViewAugmentation | None:
+    """The configured :class:`~tfcontrast.augment.TwoViewAugmentation`, or ``None`` when disabled."""
+    a = config.augment
+    if not a.enabled:
+        return None
+    try:
+        return augment.TwoViewAugmentation(
+            recipe=a.recipe,
+            image_size=tuple(input_shape[:2]),
+            crop_scale=tuple(a.crop_scale),
+            flip=a.flip,
+            jitter_prob=a.jitter_prob,
+            jitter_strength=a.jitter_strength,
+            grayscale_prob=a.grayscale_prob,
+            blur_prob=a.blur_prob,
+            solarize_prob=a.solarize_prob,
+            max_shift=a.max_shift,
+            max_degrees=a.max_degrees,
+            seed=config.seed,
+        )
+    except ValueError as err:
+        raise config_lib.ConfigError([("config.augment", str(err))]) from None
+
+
+def training_stream(config, run: RunData, views, start_step: int = 0) -> tf.data.Dataset:
+    """The batches of steps ``start_step, ..., train.steps - 1`` (module docstring)."""
+    method, train, seed = config.method, config.train, config.seed
+    total = train.steps
+    if method in config_lib.SSL_METHODS:
+        stream = augment.two_view_dataset(run.x_train, train.batch_size, views, seed=seed, repeat=True)
+        return stream.take(total).skip(start_step)
+    if method == "siamese":
+        stream = data.pair_dataset(
+            run.x_train, run.y_train, train.batch_size, steps=total, seed=seed,
+            positive_fraction=train.positive_fraction,
+        )
+        image_paths = (0, 1)
+    else:
+        stream = data.class_balanced_batches(
+            run.x_train, run.y_train, train.classes_per_batch, train.samples_per_class, steps=total, seed=seed,
+            allow_repeats=True,
+        )
+        image_paths = (0,)
+    stream = stream.skip(start_step)
+    if views is None:
+        return stream
+
+    def augment_batch(step, element):
+        flat = tf.nest.flatten(element)
+        for i in image_paths:
+            view_seed = tf.stack([tf.constant(seed * 16 + _VIEW_STREAM + i, tf.int64), step])
+            flat[i] = views.view(flat[i], view_seed, 0)
+        return tf.nest.pack_sequence_as(element, flat)
+
+    steps = tf.data.Dataset.range(start_step, total)
+    return (
+        tf.data.Dataset.zip(steps, stream)
+        .map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .prefetch(tf.data.AUTOTUNE)
+    )
