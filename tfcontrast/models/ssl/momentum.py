@@ -77,6 +77,7 @@ class MomentumTwoViewModel(TwoViewModel):
         self.target_projector.build((None, self.feature_dim))
         for network in (self.target_encoder, self.target_projector):
             network.trainable = False
+            _normalize_with_batch_statistics(network)
         self._online, self._target = _paired_floating_weights(
             [self.encoder, self.projector], [self.target_encoder, self.target_projector]
         )
@@ -174,6 +175,25 @@ def _clone(network, name: str):
         ) from None
     clone.name = name
     return clone
+
+
+def _normalize_with_batch_statistics(network) -> None:
+    """Lets the frozen target's BatchNorm layers use batch statistics in training, as BYOL's does.
+
+    Keras runs a BatchNormalization layer whose ``trainable`` is False in
+    inference mode (moving statistics) even when called with
+    ``training=True``. The target's moving statistics are EMAs of EMAs that
+    lag far behind the current batch, and normalising with them lets the
+    target's projections drift into one shared direction, a target the
+    online network predicts without learning anything. So the layers stay
+    ``trainable`` while every variable they own is not: the optimizer never
+    sees them, and the target's forward pass normalises with the batch.
+    """
+    for layer in network._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = True
+            for variable in layer.variables:
+                variable.trainable = False
 
 
 def _paired_floating_weights(online_networks, target_networks):
