@@ -1,0 +1,98 @@
+"""Mixed precision: every method trains under mixed_float16 with dynamic loss scaling.
+
+(``mixed_bfloat16`` needs no loss scaling and is covered in test_methods.py.)
+Under ``mixed_float16`` Keras wraps the optimizer in a ``LossScaleOptimizer``
+(``compile(auto_scale_loss=True)``) and the two-view step multiplies the loss
+by the scale before differentiating; the losses, the DirectPred statistics and
+its eigendecomposition stay float32. Tiny models: float16 on CPU is emulated.
+"""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfcontrast.models import BYOL, DirectPred, SimCLR, SimSiam
+from tfcontrast.models.ssl.directpred import directpred_predictor
+
+from .conftest import bn_encoder, fixed_views
+
+METHODS = {
+    "simclr": lambda enc, **kw: SimCLR(enc, projection_dim=16, temperature=0.2, **kw),
+    "byol": lambda enc, **kw: BYOL(enc, projection_dim=16, hidden_dim=32, **kw),
+    "directpred": lambda enc, **kw: DirectPred(enc, projection_dim=16, hidden_dim=32, **kw),
+    # A 4-unit bottleneck (16 // 4) can zero a whole example after the ReLU: its prediction is then
+    # the bias (0 at init) and the cosine's 1/||p|| gradient overflows float16 at any usable scale.
+    "simsiam": lambda enc, **kw: SimSiam(enc, projection_dim=16, predictor_hidden_dim=16, **kw),
+}
+
+
+@pytest.fixture
+def float16_policy():
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _check_directpred_state(model):
+    """F and W_p are float32 and W_p is the closed form of F (float64 NumPy eigh)."""
+    assert model.correlation.dtype == "float32" and model.predictor.kernel.dtype == "float32"
+    f = model.correlation.numpy().astype(np.float64)
+    s, u = np.linalg.eigh(0.5 * (f + f.T))
+    s = np.maximum(s, 0.0)
+    expected = (u * (np.sqrt(s / s.max()) + model.eps)) @ u.T
+    np.testing.assert_allclose(model.predictor.kernel.numpy(), expected, atol=2e-4)
+
+
+@pytest.mark.parametrize("name", list(METHODS))
+def test_trains_under_mixed_float16_with_dynamic_loss_scaling(name, digits_flat, float16_policy):
+    keras.utils.set_random_seed(0)
+    model = METHODS[name](bn_encoder(), **({"total_steps": 4} if name in ("byol", "directpred") else {}))
+    model.compile(optimizer=keras.optimizers.Adam(1e-3))
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+    before = [w.numpy() for w in model.encoder.trainable_weights]
+    history = model.fit(fixed_views(digits_flat[:64]), batch_size=32, epochs=2, verbose=0)
+    assert all(np.isfinite(v) for values in history.history.values() for v in values)
+    assert model.encoder.compute_dtype == "float16" and model.encoder.variable_dtype == "float32"
+    for w in model.weights:
+        assert np.all(np.isfinite(w.numpy())), w.path
+    # the updates were applied (not all skipped as overflows) and the scale stays usable
+    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, model.encoder.trainable_weights))
+    scale = float(model.optimizer.dynamic_scale.numpy())
+    assert np.isfinite(scale) and scale >= 1.0
+    if name == "directpred":
+        _check_directpred_state(model)
+
+
+@pytest.mark.parametrize("name", ["byol", "directpred"])
+def test_an_overflowing_step_is_skipped_and_the_scale_halved(name, digits_flat, float16_policy):
+    """With a loss scale of 2^40 the float16 gradients overflow: Keras must skip the update.
+
+    The scaled loss (about 2^40, finite in float32) drives the float16
+    activation gradients past 65504: the LossScaleOptimizer sees non-finite
+    gradients, leaves every trainable weight as it was, and halves the scale.
+    The predictor rule and the EMA still run on the finite forward pass.
+    """
+    keras.utils.set_random_seed(1)
+    model = METHODS[name](bn_encoder(), total_steps=4)
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**40)
+    model.compile(optimizer=optimizer)
+    v1, v2 = fixed_views(digits_flat[:32])
+    before = [w.numpy() for w in model.trainable_weights]
+    logs = model.train_on_batch(v1, v2, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    for a, w in zip(before, model.trainable_weights):
+        np.testing.assert_array_equal(w.numpy(), a, err_msg=w.path)
+    assert float(model.optimizer.dynamic_scale.numpy()) == 2.0**39
+    assert int(model.step.numpy()) == 1
+    if name == "directpred":
+        assert np.all(np.isfinite(model.correlation.numpy())) and np.any(model.correlation.numpy() != 0)
+        _check_directpred_state(model)
+
+
+def test_directpred_predictor_is_computed_in_float32_from_half_inputs():
+    f = np.diag([4.0, 1.0, 0.0]).astype(np.float16)
+    kernel = directpred_predictor(tf.constant(f), eps=0.01)
+    assert kernel.dtype == tf.float32
+    # p = sqrt(s / max s) + eps = (1, 0.5, 0) + 0.01 on the eigenvectors e1, e2, e3
+    np.testing.assert_allclose(np.diag(kernel.numpy()), [1.01, 0.51, 0.01], atol=1e-6)
