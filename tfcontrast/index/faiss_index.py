@@ -184,6 +184,15 @@ class Index:
         """Embedding size, ``None`` until the first ``add`` (unless given)."""
         return self._dim
 
+    @property
+    def faiss_index(self):
+        """The underlying faiss index (``None`` before the first ``add``), for inspection.
+
+        Its labels are internal slots, not ids, and mutating it bypasses the
+        lock and the id/label bookkeeping: read from it, do not write to it.
+        """
+        return self._faiss
+
     def __len__(self) -> int:
         return self._n_alive
 
