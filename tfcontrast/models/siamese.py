@@ -381,17 +381,12 @@ def _in_batch_stats(labels, embeddings, metric: str) -> list:
 
 
 def _num_examples(x):
-    """The number of examples of array-like ``x`` (first axis), or None for datasets and generators."""
-    if x is None or isinstance(x, tf.data.Dataset) or not hasattr(x, "__len__") and not hasattr(x, "shape"):
+    """The number of examples of array-like ``x`` (its first leaf's first axis), or None if unknown."""
+    if x is None or isinstance(x, tf.data.Dataset):
         return None
-    first = x[0] if isinstance(x, (tuple, list)) and x and hasattr(x[0], "shape") else x
-    shape = getattr(first, "shape", None)
-    if shape is None:
-        try:
-            shape = np.shape(first)
-        except (TypeError, ValueError):
-            return None
-    return int(shape[0]) if len(shape) else None
+    leaves = tf.nest.flatten(x)
+    shape = getattr(leaves[0], "shape", None) if leaves else None
+    return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
 
 
 def _check_not_empty(x, name: str) -> None:
@@ -407,4 +402,5 @@ def _check_labels_for(x, y) -> None:
     """Eager check of array labels: integer class ids, one per example of ``x``."""
     n = _num_examples(x)
     labels = np.asarray(y)
-    data.as_class_ids(labels, len(labels) if n is None else n, name="y")
+    expected = n if n is not None else (labels.shape[0] if labels.ndim else 0)
+    data.as_class_ids(labels, expected, name="y")
