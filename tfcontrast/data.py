@@ -1,10 +1,18 @@
-"""Bundled data and the splits the library evaluates on.
+"""Data: bundled digits, user data loaders and the batch builders of supervised training.
 
 The default data set is scikit-learn's digits (Alpaydin and Kaynak, UCI
 "Optical Recognition of Handwritten Digits"): 1,797 real 8x8 grey-level
 images of the digits 0-9, shipped inside scikit-learn, so nothing is
 downloaded. :func:`load_digits` returns them as float images in [0, 1] with a
 deterministic, stratified train/test split.
+
+* loaders: :func:`load_npz` (arrays, no pickle), :func:`load_image_folder`
+  (``path/<class>/<image>``);
+* builders (``tf.data`` pipelines whose batch at step s is a pure function of
+  ``(seed, s)``, so ``skip(s)`` resumes exactly):
+  :func:`class_balanced_batches` (P classes x K examples, for triplet and
+  SupCon mining), :func:`pair_dataset` (``((x1, x2), y)``, for the contrastive
+  loss), :func:`triplet_dataset` (``((anchor, positive, negative),)``).
 """
 
 from __future__ import annotations
