@@ -8,7 +8,7 @@ deterministic, stratified train/test split.
 
 * loaders: :func:`load_npz` (arrays, no pickle), :func:`load_image_folder`
   (``path/<class>/<image>``);
-* builders (``tf.data`` pipelines whose batch at step s is a pure function of
+* builders (``tf.data`` pipelines whose batch at step s, before any ``augment``, is a pure function of
   ``(seed, s)``, so ``skip(s)`` resumes exactly):
   :func:`class_balanced_batches` (P classes x K examples, for triplet and
   SupCon mining), :func:`pair_dataset` (``((x1, x2), y)``, for the contrastive
