@@ -37,15 +37,15 @@ def get_config() -> ml_collections.ConfigDict:
     c.augment = ml_collections.ConfigDict()  # the two views (tfcontrast.augment.TwoViewAugmentation)
     c.augment.enabled = True  # must be True for self-supervised methods
     c.augment.recipe = "simclr"  # simclr | byol: defaults of colour jitter, blur, solarisation
-    c.augment.crop_scale = (0.6, 1.0)  # random resized crop: (min, max) area fraction, in (0, 1]
+    c.augment.crop_scale = (0.5, 1.0)  # random resized crop: (min, max) area fraction, in (0, 1]
     c.augment.flip = False  # random horizontal flips (off: digits are not mirror-symmetric)
     c.augment.jitter_prob = 0.8  # probability of colour jitter (on grey images: brightness and contrast)
     c.augment.jitter_strength = 0.5  # multiplies the recipe's jitter (brightness, contrast, saturation, hue)
     c.augment.grayscale_prob = 0.0  # probability of turning a view grey (no-op on grey images)
     c.augment.blur_prob = 0.0  # probability of Gaussian blur (an 8 px image has no room for it)
     c.augment.solarize_prob = 0.0  # probability of solarisation
-    c.augment.max_shift = 1  # integer shifts up to this many pixels per axis
-    c.augment.max_degrees = 10.0  # rotations up to this many degrees
+    c.augment.max_shift = 2  # integer shifts up to this many pixels per axis
+    c.augment.max_degrees = 15.0  # rotations up to this many degrees
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "adamw"  # adamw | adam | sgd | lamb | lion
@@ -60,7 +60,7 @@ def get_config() -> ml_collections.ConfigDict:
     c.train.steps_per_epoch = 50  # an epoch: one progress bar, one log line, one checkpoint; divides steps
     c.train.batch_size = 256  # images per step (each seen as two views; the other 2B - 2 views are the negatives)
     c.train.stop_after_steps = 0  # stop (resumably) after this many steps, 0 = never; for tests and demos
-    c.train.jit_compile = True  # compile the train step with XLA
+    c.train.jit_compile = False  # compile the train step with XLA (slower than oneDNN for small CNNs on CPU)
 
     c.eval = ml_collections.ConfigDict()
     c.eval.knn_k = 20  # neighbours of the distance-weighted kNN vote
