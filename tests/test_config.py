@@ -114,7 +114,7 @@ def test_missing_key_and_cross_checks():
     assert problems(config) == {"config.train.batch_size": "missing"}
     config = load(**{"train.steps": 120, "train.steps_per_epoch": 50, "optimizer.warmup_steps": 10}).to_dict()
     assert "multiple of train.steps_per_epoch (50)" in problems(config)["config.train.steps"]
-    found = problems(load(**{"optimizer.warmup_steps": 500, "train.stop_after_steps": 30}))
+    found = problems(load(**{"train.steps": 500, "optimizer.warmup_steps": 500, "train.stop_after_steps": 30}))
     assert "below train.steps (500)" in found["config.optimizer.warmup_steps"]
     assert "multiple of train.steps_per_epoch (50)" in found["config.train.stop_after_steps"]
     assert "must be True for directpred" in problems(load(**{"augment.enabled": False}))["config.augment.enabled"]
