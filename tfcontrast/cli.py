@@ -28,18 +28,20 @@ import os
 import re
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from absl import app, flags, logging
+from ml_collections import config_flags
 
-from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
-
-from tfcontrast import config as config_lib  # noqa: E402
+from tfcontrast import config as config_lib
 
 COMMANDS = ("train", "evaluate", "lookup")
 USAGE = """usage:
   tfcontrast train --config configs/<name>.py --workdir runs/<name> [--config.key=value ...]
   tfcontrast evaluate --workdir runs/<name>
   tfcontrast lookup --workdir runs/<name> --query FILE [--k 5]
+  --config FILE      train: an ml_collections config (configs/*.py); --config.<section>.<key>=VALUE overrides a key
+  --workdir DIR      the run's folder (checkpoints, logs, model, index, export, plots, summary.json)
+  --query FILE       lookup: an image (png/jpeg/bmp/gif) or a .npy array of model inputs
+  --k N              lookup: neighbours to print (default 5)
 (tfcontrast --helpfull lists every flag)"""
 
 FLAGS = flags.FLAGS
@@ -160,6 +162,9 @@ def _fail(message: str, status: int) -> None:
 
 def run(argv=None) -> None:
     """The console entry point (``tfcontrast``, declared in setup.py)."""
+    main_module = sys.modules.get("__main__")
+    if main_module is not None and not getattr(main_module, "__doc__", None):
+        main_module.__doc__ = USAGE  # what --help prints (absl reads the __main__ docstring)
     app.run(main, argv=argv, flags_parser=_parse_flags)
 
 
