@@ -191,3 +191,43 @@ def test_load_query_reads_images_and_arrays(tmp_path):
     (tmp_path / "q.txt").write_text("1 2 3")
     with pytest.raises(ValueError, match=r"must be an image \(.png"):
         lookup_lib.load_query(str(tmp_path / "q.txt"), (8, 8, 1))
+
+
+def test_template_on_an_image_folder_trains_evaluates_and_looks_up(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("bars", "dots"):
+        (tmp_path / "images" / name).mkdir(parents=True)
+        for i in range(10):
+            image = np.zeros((8, 8), np.uint8)
+            if name == "bars":
+                image[rng.integers(1, 7), :] = 255
+            else:
+                image[tuple(rng.integers(0, 8, size=(2, 6)))] = 255
+            Image.fromarray(image).save(tmp_path / "images" / name / f"{i}.png")
+    overrides = {
+        "data.path": str(tmp_path / "images"), "data.image_size": (8, 8), "data.color_mode": "grayscale",
+        "encoder.name": "digits_cnn", "encoder.features": 8, "encoder.width": 4,
+        "model.projection_dim": 8, "model.hidden_dim": 16, "train.batch_size": 8, "train.steps": 2,
+        "train.steps_per_epoch": 1, "train.jit_compile": False, "optimizer.warmup_steps": 0,
+        "eval.knn_k": 3, "eval.recall_ks": (1, 2), "eval.grid_queries": 2, "eval.grid_neighbors": 2,
+        "eval.map_method": "pca", "index.lookup_k": 2,
+    }
+    config = config_lib.validate(config_lib.load_file(os.path.join(ROOT, "configs", "custom_template.py"), overrides))
+    workdir = tmp_path / "run"
+    summary = train_lib.train(config, str(workdir), out=silent)
+    assert summary["status"] == "done" and summary["data"]["class_names"] == ["bars", "dots"]
+    assert summary["data"]["n_train"] == 16 and summary["data"]["input_shape"] == [8, 8, 1]
+    assert set(summary["artefacts"]["plots"]) == {"training_curves", "embedding_map", "spectrum", "neighbors"}
+    assert 0.0 <= summary["evaluation"]["knn_accuracy"] <= 1.0
+
+    run = inputs.load_split(config)
+    png = tmp_path / "query.png"
+    Image.fromarray((run.x_train[3, :, :, 0] * 255).round().astype(np.uint8)).save(png)
+    found = lookup_lib.lookup(str(workdir), str(png), k=2)
+    assert found.ids.shape == (1, 2), found
+    # its nearest neighbour is itself (or an identical training image: bars repeat), at distance ~0
+    assert found.distances[0, 0] < 1e-4, found
+    np.testing.assert_allclose(run.x_train[found.ids[0, 0]], run.x_train[3], atol=1 / 255)
+    text = lookup_lib.format_neighbours(found, str(png))
+    label = int(found.labels[0, 0])
+    assert label == run.y_train[3] and f"{label} ({['bars', 'dots'][label]})" in text.splitlines()[2]

@@ -85,8 +85,7 @@ def train(config, workdir: str, out: Callable[[str], None] = print, evaluate_aft
     start_epoch = state["epoch"] if state else 0
 
     os.makedirs(wd.root, exist_ok=True)
-    if previous is None:
-        workdir_lib.write_json(wd.config, config.to_dict())
+    workdir_lib.write_json(wd.config, config.to_dict())  # new, or differing at most in execution keys
     if start_epoch:
         out(f"resuming {config.method} in {wd.root} at step {start_epoch * spe} of {config.train.steps}")
     else:
@@ -115,8 +114,8 @@ def train(config, workdir: str, out: Callable[[str], None] = print, evaluate_aft
             summary = report.training_summary(config, wd, state, run, status="stopped")
             workdir_lib.write_json(wd.summary, summary)
             out(
-                f"stopped after step {state['step']} (train.stop_after_steps); run the same command "
-                "(with train.stop_after_steps=0) to continue."
+                f"stopped after step {state['step']} (train.stop_after_steps); run the same command again "
+                "to continue to the end."
             )
             return summary
 
