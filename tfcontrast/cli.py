@@ -82,6 +82,7 @@ def main(argv) -> int:
 
             print(jobs.format_neighbours(jobs.lookup(workdir, query, FLAGS.k), query))
     except KeyboardInterrupt:
+        print(file=sys.stderr)  # end the progress bar's line
         _fail("interrupted; run the same command again to continue from the last checkpoint (every epoch)", status=130)
     except (UsageError, config_lib.ConfigError) as err:
         _fail(str(err), status=2)
