@@ -31,7 +31,11 @@ on the 2B views, forward + backward, the full step, and the step without the
 collapse metrics (one 512 x 512 ``eigvalsh`` per step).
 
 ``--policies float32,mixed_bfloat16`` repeats everything under each Keras
-mixed-precision policy (``mixed_float16`` too; on a GPU, use batch 512).
+mixed-precision policy (``mixed_float16`` too; on a GPU, use batch 512). On a
+CPU, ``mixed_float16`` is impractical: TensorFlow has no fast float16
+convolution backprop there (a ResNet-18 forward + backward on 8 images took
+53 s against 0.23 s in float32 on the 2-core machine), while
+``mixed_bfloat16`` runs on oneDNN (AMX/AVX-512 BF16 where the CPU has them).
 
 The full setting (batch 256) is slow on a 2-core CPU: a float32 ResNet-18 BYOL
 step takes tens of seconds there. Every figure is a ratio of rates measured in
