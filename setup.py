@@ -34,6 +34,8 @@ setup(
         "matplotlib>=3.7",
         "absl-py>=1.4",
         "ml-collections>=0.1.1",
+        # The train command writes TensorBoard logs; TF >= 2.20 no longer pulls it in.
+        "tensorboard>=2.16",
     ],
     extras_require={
         "test": ["pytest>=7", "hypothesis>=6.80"],
