@@ -24,8 +24,17 @@ def noisy_views(images):
 
 @pytest.mark.parametrize("name", list(METHODS))
 def test_a_few_dozen_steps_lower_the_loss(name, digits_flat):
+    """The loss falls on held-out fixed views.
+
+    BYOL and DirectPred regress a moving target and DirectPred's predictor
+    starts near the identity (where online = target gives a low loss), so in
+    40 steps their loss falls only with a target that follows the online
+    network quickly (tau_base = 0.9; 0.99 gives DirectPred 0.97 -> 1.22 here).
+    Without learning, the target (a copy of the online network) would not move.
+    """
     keras.utils.set_random_seed(0)
-    model = METHODS[name](mlp_encoder(), augment=noisy_views)
+    fast_target = {"tau_base": 0.9} if name in ("byol", "directpred") else {}
+    model = METHODS[name](mlp_encoder(), augment=noisy_views, **fast_target)
     model.compile(optimizer=keras.optimizers.Adam(3e-3))
     views = fixed_views(digits_flat[:128], seed=1)
     before = model.evaluate(*views, batch_size=64, verbose=0, return_dict=True)["loss"]
@@ -111,16 +120,18 @@ def test_removing_the_predictor_collapses_while_byol_and_directpred_do_not(digit
     """BYOL without its predictor collapses (Grill et al. 2020, table 5a); the real ones do not.
 
     Projection std: 0 when collapsed, about 1/sqrt(16) = 0.25 when spread out.
+    tau_base = 0 (target = online, as in Tian et al. 2021) makes the collapse
+    fast: after 100 steps about 0.04 without the predictor, 0.23 with it.
     """
     stds = {}
     for name, cls in [("no-predictor", BYOLWithoutPredictor), ("byol", BYOL), ("directpred", DirectPred)]:
         keras.utils.set_random_seed(0)
-        model = cls(mlp_encoder(), projection_dim=16, hidden_dim=64, tau_base=0.9, augment=noisy_views)
-        model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9))
+        model = cls(mlp_encoder(), projection_dim=16, hidden_dim=64, tau_base=0.0, augment=noisy_views)
+        model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9))
         history = model.fit(digits_flat, batch_size=64, epochs=25, verbose=0)
         stds[name] = history.history["proj_std"][-1]
-    assert stds["no-predictor"] < 0.06, stds
-    assert stds["byol"] > 0.12 and stds["directpred"] > 0.12, stds
+    assert stds["byol"] > 0.15 and stds["directpred"] > 0.15, stds
+    assert stds["no-predictor"] < 0.06 and stds["no-predictor"] < 0.3 * min(stds["byol"], stds["directpred"]), stds
 
 
 def test_predict_returns_encoder_representations(digits_flat):

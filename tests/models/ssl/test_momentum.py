@@ -56,6 +56,21 @@ def test_target_receives_no_gradient(digits_flat):
     assert all(g is None for g in grads)
 
 
+def test_target_batchnorm_normalises_with_batch_statistics_in_training(digits_flat):
+    """The frozen target runs BatchNorm in training mode (batch statistics), as in BYOL.
+
+    Keras runs a non-trainable BatchNorm in inference mode; before the fix the
+    target normalised with its (initial) moving statistics and drifted.
+    """
+    model = BYOL(bn_encoder(), projection_dim=8, hidden_dim=16)
+    x = digits_flat[:32]
+    # At initialisation the target is a copy of the online encoder, so in training mode they agree.
+    np.testing.assert_allclose(
+        model.target_encoder(x, training=True), model.encoder(x, training=True), rtol=1e-5, atol=1e-5
+    )
+    # Inference mode (moving statistics at their initial 0 / 1) gives something else on this batch.
+    assert not np.allclose(model.target_encoder(x, training=False), model.encoder(x, training=True), atol=1e-2)
+
 def test_tau_follows_the_cosine_schedule():
     model = BYOL(mlp_encoder(), projection_dim=4, hidden_dim=8, tau_base=0.96, total_steps=100)
     for k, want in [(0, 0.96), (50, 0.98), (100, 1.0), (25, 1 - 0.04 * (math.cos(math.pi / 4) + 1) / 2)]:
