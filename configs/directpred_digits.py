@@ -32,9 +32,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.encoder.stem = "cifar"  # resnet18: cifar (3x3 stride 1, small images) | imagenet (7x7 stride 2 + pool)
 
     c.model = ml_collections.ConfigDict()
-    c.model.projection_dim = 128  # projector output width d (the predictor W_p is d x d)
-    c.model.hidden_dim = 512  # projector hidden width
-    c.model.tau_base = 0.99  # EMA rate of the target network at step 0, rising to 1 (cosine), in [0, 1)
+    c.model.projection_dim = 64  # projector output width d (the predictor W_p is d x d)
+    c.model.hidden_dim = 256  # projector hidden width
+    c.model.tau_base = 0.98  # EMA rate of the target network at step 0, rising to 1 (cosine), in [0, 1)
     c.model.rho = 0.3  # EMA rate of the correlation matrix F, in [0, 1) (paper: 0.3)
     c.model.eps = 0.01  # added to the predictor's eigenvalues, >= 0 (paper: 0.01)
     c.model.freq = 1  # recompute W_p from F every `freq` steps
@@ -43,9 +43,9 @@ def get_config() -> ml_collections.ConfigDict:
     c.augment = ml_collections.ConfigDict()  # the two views (tfcontrast.augment.TwoViewAugmentation)
     c.augment.enabled = True  # must be True for self-supervised methods
     c.augment.recipe = "simclr"  # simclr | byol: defaults of colour jitter, blur, solarisation
-    c.augment.crop_scale = (0.5, 1.0)  # random resized crop: (min, max) area fraction, in (0, 1]
+    c.augment.crop_scale = (0.6, 1.0)  # random resized crop: (min, max) area fraction, in (0, 1]
     c.augment.flip = False  # random horizontal flips (off: digits are not mirror-symmetric)
-    c.augment.jitter_prob = 0.8  # probability of colour jitter (on grey images: brightness and contrast)
+    c.augment.jitter_prob = 0.0  # probability of colour jitter (on grey images: brightness and contrast)
     c.augment.jitter_strength = 0.5  # multiplies the recipe's jitter (brightness, contrast, saturation, hue)
     c.augment.grayscale_prob = 0.0  # probability of turning a view grey (no-op on grey images)
     c.augment.blur_prob = 0.0  # probability of Gaussian blur (an 8 px image has no room for it)
@@ -55,16 +55,16 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "adamw"  # adamw | adam | sgd | lamb | lion
-    c.optimizer.lr = 2e-3  # peak learning rate, > 0
+    c.optimizer.lr = 4e-3  # peak learning rate, > 0
     c.optimizer.weight_decay = 1e-4  # decoupled weight decay, >= 0
     c.optimizer.momentum = 0.9  # sgd only: momentum, in [0, 1)
     c.optimizer.schedule = "cosine"  # cosine (decay to 0) | constant, after the warm-up
-    c.optimizer.warmup_steps = 40  # linear warm-up from 0, < train.steps
+    c.optimizer.warmup_steps = 55  # linear warm-up from 0, < train.steps
 
     c.train = ml_collections.ConfigDict()
-    c.train.steps = 400  # optimizer steps in all
-    c.train.steps_per_epoch = 50  # an epoch: one progress bar, one log line, one checkpoint; divides steps
-    c.train.batch_size = 256  # images per step (each seen as two views)
+    c.train.steps = 1100  # optimizer steps in all
+    c.train.steps_per_epoch = 110  # an epoch: one progress bar, one log line, one checkpoint; divides steps
+    c.train.batch_size = 64  # images per step (each seen as two views)
     c.train.stop_after_steps = 0  # stop (resumably) after this many steps, 0 = never; for tests and demos
     c.train.jit_compile = False  # compile the train step with XLA (slower than oneDNN for small CNNs on CPU)
 
