@@ -215,7 +215,9 @@ def _blocked_masked_logsumexp(queries, keys, excluded, t, block_size):
             return i + 1, out.write(i, lse)
 
         parts = tf.TensorArray(q.dtype, size=num_blocks, element_shape=[block_size])
-        _, parts = tf.while_loop(lambda i, _: i < num_blocks, forward, (0, parts))
+        # parallel_iterations=1: one block's [block_size, 2N] matrices alive at a time (the default 10
+        # would keep up to ten in flight, defeating the point of blocking).
+        _, parts = tf.while_loop(lambda i, _: i < num_blocks, forward, (0, parts), parallel_iterations=1)
         lse = parts.concat()[:rows]
 
         def grad(upstream):
@@ -231,6 +233,7 @@ def _blocked_masked_logsumexp(queries, keys, excluded, t, block_size):
                 lambda i, *_: i < num_blocks,
                 backward,
                 (0, dq_parts, tf.zeros_like(k)),
+                parallel_iterations=1,
             )
             return dq_parts.concat()[:rows], dk
 
