@@ -148,6 +148,21 @@ def test_plain_images_without_augment_fail_with_a_clear_message(digits_flat):
         model.fit(digits_flat[:32], batch_size=16, epochs=1, verbose=0)
 
 
+def test_flat_images_with_column_labels_are_augmented_not_taken_for_two_views(digits_flat):
+    """(x [B, 64], y [B, 1]) has two rank-2 parts; the labels must not become the second view."""
+    seen = []
+
+    def record_and_augment(images):
+        seen.append(images.shape[-1])
+        return noisy_views(images)
+
+    model = SimCLR(mlp_encoder(), projection_dim=8, augment=record_and_augment)
+    model.compile(optimizer="sgd")
+    labels = np.arange(32, dtype="float32").reshape(32, 1)
+    history = model.fit(digits_flat[:32], labels, batch_size=16, epochs=1, verbose=0)
+    assert seen and set(seen) == {64} and np.isfinite(history.history["loss"][0])
+
+
 def test_augment_must_return_two_views(digits_flat):
     model = SimCLR(mlp_encoder(), projection_dim=8, augment=lambda images: images)
     model.compile(optimizer="sgd")

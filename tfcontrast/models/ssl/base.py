@@ -200,6 +200,12 @@ def encoder_feature_dim(encoder) -> int:
 
 
 def _same_rank(a, b) -> bool:
-    """Two image batches (rank >= 2 each, same rank), as opposed to images and labels."""
-    rank_a, rank_b = len(getattr(a, "shape", ())), len(getattr(b, "shape", ()))
-    return rank_a == rank_b and rank_a >= 2
+    """Two view batches (rank >= 2, the same shape after the batch axis), as opposed to images and labels.
+
+    Comparing the whole example shape, not only the rank, keeps flat ``[B, 64]``
+    inputs with ``[B, 1]`` labels from being taken for two views.
+    """
+    shape_a, shape_b = tf.TensorShape(getattr(a, "shape", ())), tf.TensorShape(getattr(b, "shape", ()))
+    if shape_a.rank is None or shape_a.rank < 2 or shape_a.rank != shape_b.rank:
+        return False
+    return shape_a[1:].is_compatible_with(shape_b[1:])
