@@ -71,6 +71,7 @@ def test_target_batchnorm_normalises_with_batch_statistics_in_training(digits_fl
     # Inference mode (moving statistics at their initial 0 / 1) gives something else on this batch.
     assert not np.allclose(model.target_encoder(x, training=False), model.encoder(x, training=True), atol=1e-2)
 
+
 def test_tau_follows_the_cosine_schedule():
     model = BYOL(mlp_encoder(), projection_dim=4, hidden_dim=8, tau_base=0.96, total_steps=100)
     for k, want in [(0, 0.96), (50, 0.98), (100, 1.0), (25, 1 - 0.04 * (math.cos(math.pi / 4) + 1) / 2)]:

@@ -140,7 +140,7 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
             data = data[0]
         if isinstance(data, (tuple, list)):
             first = data[0]
-            if len(data) >= 2 and _same_rank(first, data[1]):
+            if len(data) >= 2 and _same_example_shape(first, data[1]):
                 return first, data[1]
             data = first
         if self.augment is None:
@@ -199,7 +199,7 @@ def encoder_feature_dim(encoder) -> int:
     return int(shape[-1])
 
 
-def _same_rank(a, b) -> bool:
+def _same_example_shape(a, b) -> bool:
     """Two view batches (rank >= 2, the same shape after the batch axis), as opposed to images and labels.
 
     Comparing the whole example shape, not only the rank, keeps flat ``[B, 64]``
