@@ -61,7 +61,7 @@ def test_train_writes_every_artefact(run):
     ):
         assert (workdir / path).is_file(), path
     assert any(name.startswith("events.out.tfevents") for _, _, names in os.walk(workdir / "logs") for name in names)
-    assert not [p for p in os.listdir(workdir) if ".tmp" in p]  # atomic writes leave no temporaries
+    assert not [p for p in os.listdir(workdir) if "tmp" in p or p.endswith(".previous")]  # no temporaries left
 
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["status"] == "done" and summary["method"] == "directpred"

@@ -149,5 +149,5 @@ def test_failed_export_leaves_the_previous_one_intact(rng, tmp_path, monkeypatch
     with pytest.raises(OSError, match="simulated"):
         export.export_saved_model(encoder, path, index=idx)
     monkeypatch.undo()
-    assert sorted(os.listdir(tmp_path)) == ["m"]
+    assert sorted(os.listdir(tmp_path)) == [".m.tfcontrast-lock", "m"]
     assert list(tf.saved_model.load(path).signatures) == ["embed"]

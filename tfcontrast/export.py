@@ -20,8 +20,11 @@ an exact search** (matrix product + top_k), even for an hnsw / ivf index. Its
 cost and size grow with the index (n x dim float32 in the SavedModel): for
 millions of vectors, serve the faiss index beside an ``embed``-only export.
 
-The directory is written to a temporary name and renamed into place, so an
-interrupted export leaves any previous one intact.
+The directory is written to a temporary name and swapped into place, so an
+interrupted export leaves any previous one intact. An export replaces only a
+new or empty path or an earlier export of ours (it holds the marker file
+``tfcontrast_export.json``); any other existing folder is refused
+(:mod:`tfcontrast.storage`).
 
 Example:
     >>> export_saved_model(encoder, "/tmp/model", index=idx, k=5)  # doctest: +SKIP
@@ -31,6 +34,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import os
 
 import keras
@@ -38,7 +42,7 @@ import tensorflow as tf
 
 from tfcontrast.index.faiss_index import Index
 from tfcontrast.index.nearest_neighbors import NearestNeighbors
-from tfcontrast.index.persistence import atomic_directory
+from tfcontrast import storage
 
 
 class _ServingModule(tf.Module):
@@ -74,7 +78,7 @@ def export_saved_model(
 
     Args:
         encoder: a Keras model (or layer) mapping inputs to ``[batch, dim]`` embeddings.
-        path: the SavedModel directory (replaced atomically if it exists).
+        path: the SavedModel directory: new, empty, or an earlier export (replaced atomically).
         index: an ``Index`` or a ``NearestNeighbors`` layer whose dimension is
             the encoder's output size; ``None`` exports ``embed`` only.
         k: neighbours returned by ``lookup``. Default: the layer's ``k``, or
@@ -90,6 +94,9 @@ def export_saved_model(
         ValueError: no input signature can be found, the encoder does not
             return one ``[batch, dim]`` tensor, the index is empty, or its
             dimension differs from the encoder's.
+        tfcontrast.storage.RefusedPathError (a ``ValueError``): ``path`` is a
+            folder that is not an earlier export, or the current, home or root
+            directory.
     """
     spec = input_signature if input_signature is not None else _input_spec(encoder)
     if not isinstance(spec, tf.TensorSpec):
@@ -103,10 +110,31 @@ def export_saved_model(
     signatures = {"embed": module.embed.get_concrete_function()}
     if layer is not None:
         signatures["lookup"] = module.lookup.get_concrete_function()
-    path = os.path.abspath(os.fspath(path))
-    with atomic_directory(path) as tmp:
+    with storage.replace_directory(path, is_export, what="export") as tmp:
         tf.saved_model.save(module, tmp, signatures=signatures)
-    return path
+        _write_marker(tmp)
+    return storage.resolve_target(path)
+
+
+MARKER = "tfcontrast_export.json"
+MARKER_FORMAT = "tfcontrast.export"
+
+
+def is_export(directory: str | os.PathLike) -> bool:
+    """Whether ``directory`` is a SavedModel written by :func:`export_saved_model` (it holds our marker)."""
+    try:
+        marker = json.loads(storage.read_regular_file(os.path.join(directory, MARKER), max_size=1 << 20))
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("format") == MARKER_FORMAT
+
+
+def _write_marker(directory: str) -> None:
+    from tfcontrast.version import __version__
+
+    body = {"format": MARKER_FORMAT, "format_version": 1, "tfcontrast_version": __version__}
+    with open(os.path.join(directory, MARKER), "w", encoding="utf-8") as f:
+        json.dump(body, f, indent=2)
 
 
 def _input_spec(encoder) -> tf.TensorSpec:

@@ -83,7 +83,7 @@ def test_crash_while_writing_leaves_the_previous_index_intact(rng, tmp_path, mon
         idx.save(path)
     monkeypatch.undo()
     assert len(calls) == 3
-    assert sorted(os.listdir(tmp_path)) == ["idx"]  # no temporary directory left behind
+    assert sorted(os.listdir(tmp_path)) == [".idx.tfcontrast-lock", "idx"]  # no temporary left behind
     old = Index.load(path)
     assert len(old) == 47  # the index as first saved, not the 52-entry one
     idx.save(path)
@@ -98,7 +98,7 @@ def test_crash_between_the_two_renames_loads_the_previous_copy(rng, tmp_path):
         recovered = Index.load(path)
     assert len(recovered) == 47
     recovered.save(path)  # the next save completes the swap and cleans up
-    assert sorted(os.listdir(tmp_path)) == ["idx"]
+    assert sorted(os.listdir(tmp_path)) == [".idx.tfcontrast-lock", "idx"]
 
 
 def test_tampered_file_is_refused(rng, tmp_path):

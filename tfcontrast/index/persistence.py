@@ -11,17 +11,15 @@ Layout of a saved index ``path/``::
     alive.npy
     data.json       optional: one entry per slot; bytes as {"$bytes": base64}
 
-**Atomic replacement.** :func:`atomic_directory` yields a fresh temporary
-directory next to the target; only when everything has been written (and
-fsync'ed) is the old directory renamed to ``.<name>.previous`` and the new one
-renamed into place, then the previous one deleted. A crash while writing leaves
-the old index untouched. A directory cannot be swapped in a single
-``rename``; if a crash falls exactly between the two renames, ``path`` is
-missing but ``.<name>.previous`` holds the old index, and :func:`resolve`
-loads that one (with a warning).
+**Atomic replacement.** :func:`atomic_directory` writes a fresh temporary
+directory next to the target and swaps it into place only when everything has
+been written and fsync'ed; it replaces only a new or empty path or an index
+saved earlier (our manifest), never anything else, and one writer at a time
+holds the path. The rules live in :mod:`tfcontrast.storage`.
 
-**Verification.** :func:`read_verified` checks the manifest's schema and every
-listed file's size and SHA-256 before anything is parsed, so truncated or
+**Verification.** :func:`read_verified` reads only regular files (no links,
+FIFOs or devices), checks the manifest's schema and every listed file's size
+(before reading it) and SHA-256 before anything is parsed, so truncated or
 modified files are refused with :class:`IndexFileError` (a ``ValueError``).
 Arrays are parsed with ``allow_pickle=False`` and their dtype and shape
 checked, so a pickled payload is refused even if its checksum was forged.
@@ -32,23 +30,21 @@ who also rewrites the manifest: load indexes only from sources you trust.
 from __future__ import annotations
 
 import base64
-import contextlib
 import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
-import warnings
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
+from tfcontrast import storage
 from tfcontrast.index.inputs import BYTES_MARKER
 
 FORMAT_NAME = "tfcontrast.index"
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists a few files: anything larger is not ours
 
 
 class IndexFileError(ValueError):
@@ -58,35 +54,24 @@ class IndexFileError(ValueError):
 # --------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
-    """Yields a temporary directory that replaces ``path`` when the block succeeds.
+def atomic_directory(path: str | os.PathLike):
+    """A context manager yielding a temporary directory that replaces ``path`` when the block succeeds.
 
-    On an exception the temporary directory is removed, ``path`` is left as it
-    was and the exception propagates.
+    ``path`` may only be new, empty, or an index saved earlier (it holds our
+    manifest); see :func:`tfcontrast.storage.replace_directory` for the rules,
+    the lock and the atomic swap. On an exception the temporary directory is
+    removed, ``path`` is left as it was and the exception propagates.
     """
-    path = os.path.abspath(os.fspath(path))
-    parent, name = os.path.split(path)
-    if not name:
-        raise ValueError(f"`path` must name a directory, got {path!r}.")
-    os.makedirs(parent, exist_ok=True)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"`path` {path!r} exists and is not a directory.")
-    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    return storage.replace_directory(path, is_saved_index, what="index")
+
+
+def is_saved_index(directory: str) -> bool:
+    """Whether ``directory`` holds a manifest of our format (so a save may replace it)."""
     try:
-        yield tmp
-        _fsync_dir(tmp)
-        previous = _previous_path(path)
-        if os.path.exists(path):
-            if os.path.exists(previous):
-                shutil.rmtree(previous)
-            os.rename(path, previous)
-        os.rename(tmp, path)
-        _fsync_dir(parent)
-        shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        manifest = json.loads(storage.read_regular_file(os.path.join(directory, MANIFEST), max_size=MAX_MANIFEST_BYTES))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
 
 
 def write_bytes(directory: str, name: str, payload: bytes) -> dict:
@@ -122,20 +107,14 @@ def write_manifest(directory: str, manifest: Mapping[str, Any]) -> None:
 
 
 def resolve(path: str | os.PathLike) -> str:
-    """The directory to load: ``path``, or its ``.previous`` copy after a save crashed mid-swap."""
-    path = os.path.abspath(os.fspath(path))
-    if os.path.isdir(path):
-        return path
-    previous = _previous_path(path)
-    if os.path.isdir(previous):
-        warnings.warn(
-            f"{path!r} is missing but {previous!r} exists (a save was interrupted while swapping "
-            "directories); loading the previous index.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return previous
-    raise IndexFileError(f"No saved index at {path!r}: the directory does not exist.")
+    """The directory to load: ``path``, or its ``.previous`` copy after a save crashed mid-swap.
+
+    Stale temporaries of interrupted saves beside it are removed when no save
+    is running.
+    """
+    directory = storage.resolve_saved_directory(path, lambda message: IndexFileError(f"No saved index: {message}"))
+    storage.clean_stale_if_idle(path)
+    return directory
 
 
 def read_verified(directory: str, required: Mapping[str, type]) -> tuple[dict, dict[str, bytes]]:
@@ -150,10 +129,11 @@ def read_verified(directory: str, required: Mapping[str, type]) -> tuple[dict, d
     """
     manifest_path = os.path.join(directory, MANIFEST)
     try:
-        with open(manifest_path, "rb") as f:
-            manifest = json.loads(f.read().decode("utf-8"))
+        manifest = json.loads(storage.read_regular_file(manifest_path, max_size=MAX_MANIFEST_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise IndexFileError(f"{directory!r} holds no {MANIFEST}: not a saved index.") from None
+    except storage.UnsafeFileError as err:
+        raise IndexFileError(str(err)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise IndexFileError(f"{manifest_path!r} is not valid JSON (truncated or modified?): {err}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
@@ -175,15 +155,11 @@ def read_verified(directory: str, required: Mapping[str, type]) -> tuple[dict, d
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("bytes"), int):
             raise IndexFileError(f"{manifest_path!r}: the entry for {name!r} lacks its sha256/bytes.")
         try:
-            with open(os.path.join(directory, name), "rb") as f:
-                payload = f.read()
+            payload = storage.read_regular_file(os.path.join(directory, name), expected_size=entry["bytes"])
         except FileNotFoundError:
             raise IndexFileError(f"{name!r} listed in the manifest is missing from {directory!r}.") from None
-        if len(payload) != entry["bytes"]:
-            raise IndexFileError(
-                f"{name!r} in {directory!r} has {len(payload)} bytes, the manifest says {entry['bytes']}: "
-                "the file is truncated or was modified."
-            )
+        except storage.UnsafeFileError as err:
+            raise IndexFileError(f"{name!r} in {directory!r}: {err}") from None
         if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
             raise IndexFileError(f"{name!r} in {directory!r} fails its SHA-256 check: the file was modified or corrupted.")
         payloads[name] = payload
@@ -230,22 +206,3 @@ def load_data(payloads: Mapping[str, bytes], name: str, length: int) -> list[Any
 
 
 # --------------------------------------------------------------------- helpers
-
-
-def _previous_path(path: str) -> str:
-    parent, name = os.path.split(path)
-    return os.path.join(parent, f".{name}.previous")
-
-
-def _fsync_dir(directory: str) -> None:
-    """Makes the directory entries durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
