@@ -87,3 +87,11 @@ def assert_config_round_trip(loss, *args, **kwargs):
     assert type(restored) is type(loss) and restored.get_config() == loss.get_config()
     assert float(restored(*args, **kwargs)) == pytest.approx(float(loss(*args, **kwargs)))
     return restored
+
+
+def assert_half_precision_computes_in_float32(loss, reference, views, dtype, rtol: float = 1e-4):
+    """``loss`` on ``views`` cast to ``dtype`` returns float32 and the float64 ``reference`` of the rounded inputs."""
+    value = loss(*[tf.cast(v, dtype) for v in views])
+    assert value.dtype == tf.float32
+    rounded = [tf.cast(tf.cast(v, dtype), tf.float64).numpy() for v in views]
+    np.testing.assert_allclose(float(value), reference(*rounded), rtol=rtol)

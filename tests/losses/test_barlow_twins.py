@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from tests.losses.checks import (
     assert_config_round_trip,
+    assert_half_precision_computes_in_float32,
     assert_replicas_equal_one_device,
     correlated_views,
     hadamard,
@@ -126,12 +127,9 @@ def test_two_replicas_equal_one_device(two_replicas, rng):
 
 @pytest.mark.parametrize("dtype", [tf.float16, tf.bfloat16])
 def test_half_precision_inputs_compute_in_float32(dtype, rng):
-    z_a, z_b = correlated_views(rng, 16, 4)
-    value = losses.BarlowTwinsLoss()(tf.cast(z_a, dtype), tf.cast(z_b, dtype))
-    assert value.dtype == tf.float32
-    rounded = [tf.cast(tf.cast(v, dtype), tf.float64).numpy() for v in (z_a, z_b)]
-    want = reference_barlow_twins(*rounded, 5e-3)
-    np.testing.assert_allclose(float(value), want, rtol=1e-4)
+    assert_half_precision_computes_in_float32(
+        losses.BarlowTwinsLoss(), lambda a, b: reference_barlow_twins(a, b, 5e-3), correlated_views(rng, 16, 4), dtype
+    )
 
 
 def test_constant_dimensions_and_single_example_stay_finite(rng):
