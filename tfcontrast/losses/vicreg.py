@@ -100,10 +100,11 @@ def vicreg_loss(
         >>> float(vicreg_terms(z, z).invariance)
         0.0
     """
-    weights = [validation.check_non_negative(w, name) for w, name in (
-        (sim_weight, "sim_weight"), (var_weight, "var_weight"), (cov_weight, "cov_weight"))]
+    sim_weight = validation.check_non_negative(sim_weight, "sim_weight")
+    var_weight = validation.check_non_negative(var_weight, "var_weight")
+    cov_weight = validation.check_non_negative(cov_weight, "cov_weight")
     terms = vicreg_terms(z_a, z_b, epsilon)
-    loss = weights[0] * terms.invariance + weights[1] * terms.variance + weights[2] * terms.covariance
+    loss = sim_weight * terms.invariance + var_weight * terms.variance + cov_weight * terms.covariance
     return distribute.replicated_share(loss)
 
 
