@@ -113,3 +113,17 @@ def _is_finite_number(value) -> bool:
     except (TypeError, ValueError):
         return False
     return v == v and v not in (float("inf"), float("-inf")) and not isinstance(value, bool)
+
+
+def as_paired_rows(a, b, names: tuple[str, str]) -> tuple[tf.Tensor, tf.Tensor]:
+    """Two ``[n, dim]`` tensors of one shape (e.g. two views of a batch), as floats (see :func:`to_float`).
+
+    Raises ``ValueError`` naming the argument when a rank is not 2 or the
+    static shapes differ; both come back in the first one's float dtype.
+    """
+    a, b = to_float(a, names[0]), to_float(b, names[1])
+    check_rank(a, 2, names[0])
+    check_rank(b, 2, names[1])
+    for axis in (0, 1):
+        check_same_dim(a, b, axis, names)
+    return a, tf.cast(b, a.dtype)

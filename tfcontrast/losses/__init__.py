@@ -11,16 +11,27 @@ class                      called on                            function
 ``SupConLoss``             (labels, embeddings)                 ``supcon_loss``
 ``BYOLLoss``               (prediction, target projection)      ``byol_loss``
 ``SimSiamLoss``            (prediction, target projection)      ``negative_cosine_similarity``
+``InfoNCELoss``            (queries, keys, negatives=None,      ``info_nce_loss``
+                           extra_negatives=None), MoCo/MoCHi
+``BarlowTwinsLoss``        (view a, view b)                     ``barlow_twins_loss``
+``VICRegLoss``             (view a, view b)                     ``vicreg_loss``, ``vicreg_terms``
+``SwAVLoss``               ([scores of each crop],              ``swav_loss``, ``sinkhorn``
+                           queue_scores=None)
 =========================  ===================================  ======================
 
-Batch-level losses (triplet, NT-Xent, SupCon) gather candidates across
-replicas under a ``tf.distribute`` strategy and return the replica's share of
-the global loss.
+Batch-level losses (triplet, NT-Xent, SupCon, InfoNCE) gather candidates
+across replicas under a ``tf.distribute`` strategy, and the batch statistics
+of Barlow Twins, VICReg and SwAV (means, variances, cross-correlation and
+covariance matrices, Sinkhorn sums) are all-reduced over the global batch;
+each returns the replica's share of the global loss.
 """
 
+from tfcontrast.losses.barlow_twins import BarlowTwinsLoss, barlow_twins_loss
 from tfcontrast.losses.contrastive import ContrastiveLoss, contrastive_loss
+from tfcontrast.losses.infonce import InfoNCELoss, info_nce_loss
 from tfcontrast.losses.ntxent import NTXentLoss, SupConLoss, nt_xent_loss, supcon_loss
 from tfcontrast.losses.regression import BYOLLoss, SimSiamLoss, byol_loss, negative_cosine_similarity
+from tfcontrast.losses.swav import SwAVLoss, sinkhorn, swav_loss
 from tfcontrast.losses.triplet import (
     TripletHardLoss,
     TripletLoss,
@@ -29,22 +40,33 @@ from tfcontrast.losses.triplet import (
     triplet_loss,
     triplet_semihard_loss,
 )
+from tfcontrast.losses.vicreg import VICRegLoss, vicreg_loss, vicreg_terms
 
 __all__ = [
     "BYOLLoss",
+    "BarlowTwinsLoss",
     "ContrastiveLoss",
+    "InfoNCELoss",
     "NTXentLoss",
     "SimSiamLoss",
     "SupConLoss",
+    "SwAVLoss",
     "TripletHardLoss",
     "TripletLoss",
     "TripletSemiHardLoss",
+    "VICRegLoss",
+    "barlow_twins_loss",
     "byol_loss",
     "contrastive_loss",
+    "info_nce_loss",
     "negative_cosine_similarity",
     "nt_xent_loss",
+    "sinkhorn",
     "supcon_loss",
+    "swav_loss",
     "triplet_hard_loss",
     "triplet_loss",
     "triplet_semihard_loss",
+    "vicreg_loss",
+    "vicreg_terms",
 ]

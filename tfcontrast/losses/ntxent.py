@@ -151,7 +151,8 @@ def masked_logsumexp(
     to a multiple, so every shape stays static for XLA), forward and backward,
     and P is recomputed per block in the backward pass instead of stored.
     """
-    t = tf.cast(temperature, queries.dtype)
+    # tf.constant, not tf.cast: casting a Python float goes through float32 (0.07 -> 0.0700000003).
+    t = tf.cast(temperature, queries.dtype) if tf.is_tensor(temperature) else tf.constant(temperature, queries.dtype)
     if block_size is None:
         return _dense_masked_logsumexp(queries, keys, excluded, t)
     return _blocked_masked_logsumexp(queries, keys, excluded, t, block_size)
