@@ -16,10 +16,17 @@ class                      called on                            function
 Batch-level losses (triplet, NT-Xent, SupCon) gather candidates across
 replicas under a ``tf.distribute`` strategy and return the replica's share of
 the global loss.
+
+The last four own a trainable ``[num_classes, embedding_dim]`` matrix of
+proxies / class weights: they are Keras layers, given to
+``EmbeddingModel(..., loss_head=...)`` so that the matrix is trained, saved
+and mirrored with the model (:mod:`tfcontrast.losses.class_weights`).
 """
 
 from tfcontrast.losses.contrastive import ContrastiveLoss, contrastive_loss
+from tfcontrast.losses.margin_softmax import ArcFaceLoss, CosFaceLoss, arcface_loss, cosface_loss
 from tfcontrast.losses.ntxent import NTXentLoss, SupConLoss, nt_xent_loss, supcon_loss
+from tfcontrast.losses.proxy import ProxyAnchorLoss, ProxyNCALoss, proxy_anchor_loss, proxy_nca_loss
 from tfcontrast.losses.regression import BYOLLoss, SimSiamLoss, byol_loss, negative_cosine_similarity
 from tfcontrast.losses.triplet import (
     TripletHardLoss,
@@ -31,18 +38,26 @@ from tfcontrast.losses.triplet import (
 )
 
 __all__ = [
+    "ArcFaceLoss",
     "BYOLLoss",
     "ContrastiveLoss",
+    "CosFaceLoss",
     "NTXentLoss",
+    "ProxyAnchorLoss",
+    "ProxyNCALoss",
     "SimSiamLoss",
     "SupConLoss",
     "TripletHardLoss",
     "TripletLoss",
     "TripletSemiHardLoss",
+    "arcface_loss",
     "byol_loss",
     "contrastive_loss",
+    "cosface_loss",
     "negative_cosine_similarity",
     "nt_xent_loss",
+    "proxy_anchor_loss",
+    "proxy_nca_loss",
     "supcon_loss",
     "triplet_hard_loss",
     "triplet_loss",
