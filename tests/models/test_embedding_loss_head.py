@@ -104,6 +104,8 @@ def test_two_replicas_match_one_device_on_the_global_batch(head, two_replicas, c
     with two_replicas.scope():
         mirrored = make(head)
     assert isinstance(mirrored.loss_head.class_weights.value, tf.distribute.DistributedValues)
+    with two_replicas.scope(), pytest.raises(ValueError, match="inside `strategy.scope"):
+        EmbeddingModel(encoder(), embedding_dim=DIM, loss_head=single.loss_head)  # a head made outside the scope
     mirrored.set_weights(single.get_weights())
     start = single.loss_head.class_weights.numpy().copy()
     results = []

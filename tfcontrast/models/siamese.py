@@ -289,7 +289,8 @@ class EmbeddingModel(_SimilarityModel):
 
     Raises:
         ValueError: a bad encoder or ``embedding_dim``, a ``loss_head`` that is
-            not a Keras layer or has another ``embedding_dim``; at ``fit``:
+            not a Keras layer, has another ``embedding_dim`` or was created
+            outside the strategy scope the model is built in; at ``fit``:
             labels that are not integer class ids or do not match ``x`` (or,
             with a head, lie outside ``[0, num_classes)``), empty data, no
             compiled loss and no head, a loss with class weights given to
@@ -393,6 +394,12 @@ def _check_loss_head(head, width: int):
         raise ValueError(
             "`loss_head` must be a Keras layer called as head(labels, embeddings), such as "
             f"tfcontrast.losses.ArcFaceLoss(num_classes, embedding_dim); got {type(head).__name__}."
+        )
+    strategy = tf.distribute.get_strategy()
+    if any(not strategy.extended.variable_created_in_scope(getattr(v, "value", v)) for v in head.weights):
+        raise ValueError(
+            "`loss_head` was created outside the scope of the strategy the model is built in: create it inside "
+            "`strategy.scope()` together with the model, so that its class weights are mirrored."
         )
     head_dim = getattr(head, "embedding_dim", None)
     if head_dim is not None and head_dim != width:
