@@ -24,12 +24,28 @@ across replicas under a ``tf.distribute`` strategy, and the batch statistics
 of Barlow Twins, VICReg and SwAV (means, variances, cross-correlation and
 covariance matrices, Sinkhorn sums) are all-reduced over the global batch;
 each returns the replica's share of the global loss.
+
+=========================  ===================================  ======================
+class (a Keras layer)      called on                            function
+=========================  ===================================  ======================
+``ProxyAnchorLoss``        (labels, embeddings)                 ``proxy_anchor_loss``
+``ProxyNCALoss``           (labels, embeddings)                 ``proxy_nca_loss``
+``ArcFaceLoss``            (labels, embeddings)                 ``arcface_loss``
+``CosFaceLoss``            (labels, embeddings)                 ``cosface_loss``
+=========================  ===================================  ======================
+
+These four own a trainable ``[num_classes, embedding_dim]`` matrix of
+proxies / class weights: they are Keras layers, given to
+``EmbeddingModel(..., loss_head=...)`` so that the matrix is trained, saved
+and mirrored with the model (:mod:`tfcontrast.losses.class_weights`).
 """
 
 from tfcontrast.losses.barlow_twins import BarlowTwinsLoss, barlow_twins_loss
 from tfcontrast.losses.contrastive import ContrastiveLoss, contrastive_loss
 from tfcontrast.losses.infonce import InfoNCELoss, info_nce_loss
+from tfcontrast.losses.margin_softmax import ArcFaceLoss, CosFaceLoss, arcface_loss, cosface_loss
 from tfcontrast.losses.ntxent import NTXentLoss, SupConLoss, nt_xent_loss, supcon_loss
+from tfcontrast.losses.proxy import ProxyAnchorLoss, ProxyNCALoss, proxy_anchor_loss, proxy_nca_loss
 from tfcontrast.losses.regression import BYOLLoss, SimSiamLoss, byol_loss, negative_cosine_similarity
 from tfcontrast.losses.swav import SwAVLoss, sinkhorn, swav_loss
 from tfcontrast.losses.triplet import (
@@ -43,11 +59,15 @@ from tfcontrast.losses.triplet import (
 from tfcontrast.losses.vicreg import VICRegLoss, vicreg_loss, vicreg_terms
 
 __all__ = [
+    "ArcFaceLoss",
     "BYOLLoss",
     "BarlowTwinsLoss",
     "ContrastiveLoss",
+    "CosFaceLoss",
     "InfoNCELoss",
     "NTXentLoss",
+    "ProxyAnchorLoss",
+    "ProxyNCALoss",
     "SimSiamLoss",
     "SupConLoss",
     "SwAVLoss",
@@ -55,12 +75,16 @@ __all__ = [
     "TripletLoss",
     "TripletSemiHardLoss",
     "VICRegLoss",
+    "arcface_loss",
     "barlow_twins_loss",
     "byol_loss",
     "contrastive_loss",
+    "cosface_loss",
     "info_nce_loss",
     "negative_cosine_similarity",
     "nt_xent_loss",
+    "proxy_anchor_loss",
+    "proxy_nca_loss",
     "sinkhorn",
     "supcon_loss",
     "swav_loss",
