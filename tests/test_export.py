@@ -111,8 +111,8 @@ def run_all(commands, cwd):
 
 
 def cli_run(model_dir, signature, npy, outdir=None):
-    cmd = [CLI, "run", "--dir", model_dir, "--tag_set", "serve", "--signature_def", signature, "--inputs", f"inputs={npy}"]
-    return cmd + (["--outdir", outdir] if outdir else [])
+    cmd = [CLI, "run", "--dir", model_dir, "--tag_set", "serve", "--signature_def", signature]
+    return cmd + ["--inputs", f"inputs={npy}"] + (["--outdir", outdir] if outdir else [])
 
 
 def load_outputs(directory):
@@ -146,7 +146,8 @@ def exported(tmp_path_factory):
             "embed": cli_run(digits, "embed", "q.npy", "out_embed"),
             "refused": cli_run(digits, "lookup", "raw.npy"),
             "mixed": cli_run(mixed, "serving_default", "q.npy", "out_mixed"),
-            "no_tfcontrast": [sys.executable, "-I", "-c", SERVING_SCRIPT, "q.npy", "raw.npy", "served.npz", digits, mixed],
+            "no_tfcontrast": [sys.executable, "-I", "-c", SERVING_SCRIPT, "q.npy", "raw.npy", "served.npz"]
+            + [digits, mixed],
         },
         cwd=tmp,
     )
@@ -182,8 +183,9 @@ def test_saved_model_cli_show_lists_every_signature(exported):
     for name in ("serving_default", "embed", "lookup", "embed_raw", "lookup_raw"):
         assert f"signature_def['{name}']" in shown
     assert "inputs['inputs'] tensor_info:\n        dtype: DT_FLOAT\n        shape: (-1, 8, 8, 1)" in shown
-    for key, dtype, shape in [("embeddings", "DT_FLOAT", "(-1, 8)"), ("ids", "DT_INT64", f"(-1, {K})"),
-                              ("distances", "DT_FLOAT", f"(-1, {K})"), ("labels", "DT_INT64", f"(-1, {K})")]:  # fmt: skip
+    outputs = [("embeddings", "DT_FLOAT", "(-1, 8)"), ("ids", "DT_INT64", f"(-1, {K})"),
+               ("distances", "DT_FLOAT", f"(-1, {K})"), ("labels", "DT_INT64", f"(-1, {K})")]  # fmt: skip
+    for key, dtype, shape in outputs:
         assert f"outputs['{key}'] tensor_info:\n        dtype: {dtype}\n        shape: {shape}" in shown
 
 
@@ -224,12 +226,17 @@ def test_a_process_without_tfcontrast_serves_every_signature(exported):
         [f"digits/{s}/embeddings" for s in signatures if "embed" in s or s == "serving_default"]
         + [f"digits/{s}/{key}" for s in ("lookup", "lookup_raw") for key in ("ids", "distances", "labels")]
     )
-    assert sorted(k for k in served if k.startswith("mixed/")) == ["mixed/embed/embeddings", "mixed/serving_default/embeddings"]
+    assert sorted(k for k in served if k.startswith("mixed/")) == [
+        "mixed/embed/embeddings", "mixed/serving_default/embeddings"
+    ]  # fmt: skip
     for signature in ("serving_default", "embed", "embed_raw"):  # raw / 16 = the prepared queries
-        np.testing.assert_allclose(served[f"digits/{signature}/embeddings"], exported["embeddings"], rtol=1e-5, atol=1e-6)
+        served_embeddings = served[f"digits/{signature}/embeddings"]
+        np.testing.assert_allclose(served_embeddings, exported["embeddings"], rtol=1e-5, atol=1e-6)
     for signature in ("lookup", "lookup_raw"):
-        assert_neighbours({key: served[f"digits/{signature}/{key}"] for key in ("ids", "distances", "labels")}, exported["expected"])
-    np.testing.assert_allclose(served["mixed/embed/embeddings"], load_outputs(exported["tmp"] / "out_mixed")["embeddings"])
+        neighbours = {key: served[f"digits/{signature}/{key}"] for key in ("ids", "distances", "labels")}
+        assert_neighbours(neighbours, exported["expected"])
+    via_cli = load_outputs(exported["tmp"] / "out_mixed")["embeddings"]
+    np.testing.assert_allclose(served["mixed/embed/embeddings"], via_cli)
 
 
 def test_the_contract_is_enforced_in_process_and_recorded_in_the_marker(exported):
@@ -275,7 +282,8 @@ def test_tflite_converts_embed_and_lookup(exported):
 
 def test_a_nearest_neighbors_layer_is_exported_as_is_or_rebuilt_for_another_k(rng, tmp_path):
     encoder = conv_bn_encoder()
-    nn = NearestNeighbors(rng.normal(size=(40, 8)), labels=np.arange(40) % 3, k=4, metric="euclidean", ids=np.arange(40) + 100)
+    references = rng.normal(size=(40, 8))
+    nn = NearestNeighbors(references, labels=np.arange(40) % 3, k=4, metric="euclidean", ids=np.arange(40) + 100)
     x = rng.uniform(size=(5, 8, 8, 1)).astype(np.float32)
     want = nn.search(encoder(x).numpy())
     for k in (None, 2):
@@ -303,10 +311,11 @@ def test_signatures_accept_any_batch_and_subclassed_encoders_need_a_signature(rn
     with pytest.raises(ValueError, match="input_signature"):
         export.export_saved_model(encoder, tmp_path / "m")
     nn = NearestNeighbors(rng.normal(size=(10, 3)), k=4, metric="inner_product")
-    path = export.export_saved_model(encoder, tmp_path / "m", index=nn, k=2, input_signature=tf.TensorSpec([None, 5], tf.float32))
+    spec = tf.TensorSpec([None, 5], tf.float32)
+    path = export.export_saved_model(encoder, tmp_path / "m", index=nn, k=2, input_signature=spec)
     loaded = tf.saved_model.load(path)
-    spec = loaded.signatures["lookup"].structured_input_signature[1]["inputs"]
-    assert spec.shape.as_list() == [None, 5]
+    served_spec = loaded.signatures["lookup"].structured_input_signature[1]["inputs"]
+    assert served_spec.shape.as_list() == [None, 5]
     for batch in (1, 6):
         x = rng.normal(size=(batch, 5)).astype(np.float32)
         out = loaded.signatures["lookup"](inputs=tf.constant(x))
@@ -330,7 +339,7 @@ def test_bad_arguments_are_refused(rng, tmp_path):
     two_outputs = keras.Model(encoder.inputs, [encoder.outputs[0], encoder.outputs[0]])
     with pytest.raises(ValueError, match=r"one \[batch, dim\] tensor"):
         export.export_saved_model(two_outputs, tmp_path / "a")
-    with pytest.raises(ValueError, match=r"`contract` describes float32 inputs of shape \[4, 4, 1\].*shape \[8, 8, 1\]"):
+    with pytest.raises(ValueError, match=r"`contract` describes float32 inputs of shape \[4, 4, 1\].*\[8, 8, 1\]"):
         export.export_saved_model(encoder, tmp_path / "a", contract=InputContract((4, 4, 1)))
     with pytest.raises(ValueError, match="`contract` describes float64"):
         export.export_saved_model(encoder, tmp_path / "a", contract=InputContract((8, 8, 1), dtype="float64"))

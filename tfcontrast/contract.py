@@ -98,7 +98,9 @@ class InputContract:
             if not _is_number(scale) or not math.isfinite(scale) or scale <= 0:
                 raise ValueError(f"`scale` must be a finite number > 0 or None, got {scale!r}.")
             if not _floating_name(self.dtype):
-                raise ValueError(f"`scale` needs a floating `dtype` (raw / scale is not an integer), got {self.dtype!r}.")
+                raise ValueError(
+                    f"`scale` needs a floating `dtype` (raw / scale is not an integer), got {self.dtype!r}."
+                )
             scale = float(scale)
         object.__setattr__(self, "shape", shape)
         object.__setattr__(self, "range", value_range)
@@ -306,7 +308,8 @@ def _as_shape(shape) -> tuple[int | None, ...]:
 
 
 def _as_range(value_range) -> tuple[float, float]:
-    if isinstance(value_range, (str, bytes)) or not isinstance(value_range, (Sequence, np.ndarray)) or len(value_range) != 2:
+    sequence = isinstance(value_range, (Sequence, np.ndarray)) and not isinstance(value_range, (str, bytes))
+    if not sequence or len(value_range) != 2:
         raise ValueError(f"`range` must be (low, high), got {value_range!r}.")
     low, high = value_range
     if not (_is_number(low) and _is_number(high) and math.isfinite(low) and math.isfinite(high) and low <= high):

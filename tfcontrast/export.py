@@ -214,7 +214,10 @@ class _Serving:
         in_range = tf.reduce_all(tf.reshape(ok, [tf.shape(x)[0], -1]), axis=1)
         tf.debugging.Assert(
             tf.reduce_all(in_range),
-            [_refusal(self.contract, raw, self.raw_names), "Received values from", tf.reduce_min(inputs), "to", tf.reduce_max(inputs)],
+            [
+                _refusal(self.contract, raw, self.raw_names),
+                "Received values from", tf.reduce_min(inputs), "to", tf.reduce_max(inputs),
+            ],  # fmt: skip
             summarize=1,
         )
         return in_range
@@ -240,7 +243,10 @@ def _refusal(contract: InputContract, raw: bool, raw_names: list[str]) -> str:
             f"(divided by {contract.scale:g} they give the training range [{contract.range[0]:g}, "
             f"{contract.range[1]:g}]): the model was trained on {contract.describe()}."
         )
-    message = f"inputs must be finite values in [{contract.range[0]:g}, {contract.range[1]:g}]: the model was trained on {contract.describe()}."
+    message = (
+        f"inputs must be finite values in [{contract.range[0]:g}, {contract.range[1]:g}]: the model was trained "
+        f"on {contract.describe()}."
+    )
     if contract.scale is not None:
         hint = contract.raw_hint()
         message += f" {hint[0].upper()}{hint[1:]}, or sent to the signature(s) {' / '.join(raw_names)}."
