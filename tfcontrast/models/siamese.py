@@ -306,6 +306,14 @@ class EmbeddingModel(_SimilarityModel):
         ...                       loss_head=tfc.losses.ArcFaceLoss(num_classes=10_000, embedding_dim=512))
         >>> face.compile(optimizer="adam")
         >>> face.fit(images, identities, batch_size=256)
+        >>> model.export_embedder("embedder_savedmodel")   # any TensorFlow process, no tfcontrast
+
+    Handing the model over: a ``.keras`` file (``model.save``) stores the
+    class name ``EmbeddingModel``, so ``keras.models.load_model`` finds it
+    only after ``import tfcontrast`` (else "Could not locate class
+    'EmbeddingModel'"). For someone without tfcontrast, :meth:`export_embedder`
+    writes a SavedModel (signatures ``embed``, ``lookup``...) that
+    ``tf.saved_model.load``, ``saved_model_cli`` and TF Serving run alone.
     """
 
     def __init__(
@@ -371,6 +379,18 @@ class EmbeddingModel(_SimilarityModel):
             if self.loss_head is not None and hasattr(self.loss_head, "check_labels"):
                 self.loss_head.check_labels(y)
         return super().fit(x, y, *args, **kwargs)
+
+    def export_embedder(self, path, index=None, *, k=None, contract=None, input_signature=None) -> str:
+        """Writes this model (inputs -> embeddings) as a SavedModel that needs no tfcontrast.
+
+        A thin call of :func:`tfcontrast.export.export_saved_model` (see it for
+        the arguments, signatures and errors) with this model as the encoder
+        and, by default, the input signature of ``self.encoder``.
+        """
+        from tfcontrast import export
+
+        spec = input_signature if input_signature is not None else export.input_spec(self.encoder)
+        return export.export_saved_model(self, path, index, k=k, input_signature=spec, contract=contract)
 
     def get_config(self):
         config = {**super().get_config(), "embedding_dim": self.embedding_dim, "normalize": self.normalize}

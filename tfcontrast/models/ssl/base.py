@@ -52,6 +52,14 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
             images (e.g. :class:`tfcontrast.augment.TwoViewAugmentation`).
         collapse_metrics: log projection std and effective rank every step
             (one ``d x d`` eigendecomposition; turn off to shave a little time).
+
+    Handing the model over: ``model.save("m.keras")`` stores the method's
+    class name, so ``keras.models.load_model`` needs ``import tfcontrast``
+    (else "Could not locate class ..."). The part to keep is ``model.encoder``:
+    ``model.encoder.save(...)`` (an encoder of built-in Keras layers, as
+    :mod:`tfcontrast.models.encoders` builds, loads without tfcontrast), or
+    ``tfcontrast.export.export_saved_model(model.encoder, path)`` for a
+    SavedModel that ``saved_model_cli`` and TF Serving run without tfcontrast.
     """
 
     def __init__(
