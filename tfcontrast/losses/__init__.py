@@ -17,6 +17,7 @@ class                      called on                            function
 ``VICRegLoss``             (view a, view b)                     ``vicreg_loss``, ``vicreg_terms``
 ``SwAVLoss``               ([scores of each crop],              ``swav_loss``, ``sinkhorn``
                            queue_scores=None)
+``DistillationLoss``       (teacher logits, student logits)     ``distillation_loss``
 =========================  ===================================  ======================
 
 Batch-level losses (triplet, NT-Xent, SupCon, InfoNCE) gather candidates
@@ -42,6 +43,7 @@ and mirrored with the model (:mod:`tfcontrast.losses.class_weights`).
 
 from tfcontrast.losses.barlow_twins import BarlowTwinsLoss, barlow_twins_loss
 from tfcontrast.losses.contrastive import ContrastiveLoss, contrastive_loss
+from tfcontrast.losses.distillation import DistillationLoss, distillation_loss
 from tfcontrast.losses.infonce import InfoNCELoss, info_nce_loss
 from tfcontrast.losses.margin_softmax import ArcFaceLoss, CosFaceLoss, arcface_loss, cosface_loss
 from tfcontrast.losses.ntxent import NTXentLoss, SupConLoss, nt_xent_loss, supcon_loss
@@ -64,6 +66,7 @@ __all__ = [
     "BarlowTwinsLoss",
     "ContrastiveLoss",
     "CosFaceLoss",
+    "DistillationLoss",
     "InfoNCELoss",
     "NTXentLoss",
     "ProxyAnchorLoss",
@@ -80,6 +83,7 @@ __all__ = [
     "byol_loss",
     "contrastive_loss",
     "cosface_loss",
+    "distillation_loss",
     "info_nce_loss",
     "negative_cosine_similarity",
     "nt_xent_loss",
