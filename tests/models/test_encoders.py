@@ -45,7 +45,7 @@ def test_bad_arguments(call, match):
 
 @pytest.mark.parametrize("build", [lambda: encoders.digits_cnn(), lambda: encoders.resnet18((16, 16, 3))],
                          ids=["digits_cnn", "resnet18"])
-def test_conv_batch_norms_are_fused_on_one_replica_and_synchronized_under_a_strategy(build):
+def test_conv_batch_norms_are_synchronized_and_fused_on_one_replica(build):
     model = build()
     norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(type(layer) is BatchNormalization and layer.synchronized for layer in norms)
