@@ -16,7 +16,8 @@ name                            what                                            
 ``build_from_dataset``          embeds a ``tf.data`` stream into any index in     ``build``
                                 batches: progress, resume after a kill, shards
 ``image_files``,                streaming image folders / globs (in order, with   ``images``
-``image_dataset``               stable ids and paths)
+``decode_images``,              stable ids and paths; decoded lazily)
+``image_dataset``
 ``evaluate_retrieval``          recall@k, precision@k, mAP@R                      ``evaluation``
 ``knn_accuracy``                distance-weighted k-NN vote accuracy              ``evaluation``
 ``IndexFileError``              a saved index that fails verification             ``persistence``
@@ -34,19 +35,28 @@ clamped to the number of entries by every index (see :mod:`.search_index`).
     layer = index.NearestNeighbors.from_index(idx, k=10)   # exact, in-graph
 """
 
+from tfcontrast.index.build import BuildProgress, build_from_dataset
 from tfcontrast.index.evaluation import evaluate_retrieval, knn_accuracy
 from tfcontrast.index.faiss_index import Index
+from tfcontrast.index.images import decode_images, image_dataset, image_files
+from tfcontrast.index.milvus_index import MilvusIndex
 from tfcontrast.index.nearest_neighbors import NearestNeighbors
 from tfcontrast.index.persistence import IndexFileError
 from tfcontrast.index.search_index import SearchIndex, SearchResult, load
 
 __all__ = [
+    "BuildProgress",
     "Index",
     "IndexFileError",
+    "MilvusIndex",
     "NearestNeighbors",
     "SearchIndex",
     "SearchResult",
+    "build_from_dataset",
+    "decode_images",
     "evaluate_retrieval",
+    "image_dataset",
+    "image_files",
     "knn_accuracy",
     "load",
 ]
