@@ -40,8 +40,8 @@ import os
 import keras
 import tensorflow as tf
 
-from tfcontrast.index.faiss_index import Index
 from tfcontrast.index.nearest_neighbors import NearestNeighbors
+from tfcontrast.index.search_index import SearchIndex
 from tfcontrast import storage
 
 
@@ -69,7 +69,7 @@ class _ServingModule(tf.Module):
 def export_saved_model(
     encoder,
     path: str | os.PathLike,
-    index: Index | NearestNeighbors | None = None,
+    index: SearchIndex | NearestNeighbors | None = None,
     *,
     k: int | None = None,
     input_signature: tf.TensorSpec | None = None,
@@ -174,6 +174,6 @@ def _lookup_layer(index, k: int | None) -> NearestNeighbors | None:
             return index
         embeddings, ids, labels = index.to_arrays()
         return NearestNeighbors(embeddings, labels=labels, k=k, metric=index.metric, ids=ids)
-    if isinstance(index, Index):
+    if callable(getattr(index, "to_arrays", None)):  # any SearchIndex that can enumerate its vectors
         return NearestNeighbors.from_index(index, k=10 if k is None else k)
-    raise ValueError(f"`index` must be a tfcontrast Index or NearestNeighbors, got {type(index).__name__}.")
+    raise ValueError(f"`index` must be a tfcontrast SearchIndex with to_arrays() or NearestNeighbors, got {type(index).__name__}.")

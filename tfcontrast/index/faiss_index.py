@@ -173,11 +173,8 @@ class Index:
                 bad labels or data, or (ivf) a first ``add`` with fewer than
                 ``nlist`` vectors. Nothing is added when it raises.
         """
-        x = inputs.as_vectors(embeddings, "embeddings")
+        x, labels, given_ids, data = inputs.as_entries(embeddings, labels, ids, data)
         n = x.shape[0]
-        labels = np.full(n, -1, np.int64) if labels is None else inputs.as_labels(labels, "labels", n)
-        given_ids = None if ids is None else inputs.as_ids(ids, "ids", n)
-        data = inputs.as_data(data, n)
         if self._metric.normalizes:
             x = inputs.normalize_rows(x)
         with self._lock.write():

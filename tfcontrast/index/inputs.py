@@ -126,6 +126,15 @@ def as_labels(x, name: str, n: int) -> np.ndarray:
     return as_int_vector(x, name, n, minimum=-1)
 
 
+def as_entries(embeddings, labels, ids, data) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, list | None]:
+    """The checked arguments of ``SearchIndex.add``: ``(vectors, labels (default -1), ids or None, data or None)``."""
+    x = as_vectors(embeddings, "embeddings")
+    n = x.shape[0]
+    labels = np.full(n, -1, np.int64) if labels is None else as_labels(labels, "labels", n)
+    ids = None if ids is None else as_ids(ids, "ids", n)
+    return x, labels, ids, as_data(data, n)
+
+
 def check_k(k, name: str = "k") -> int:
     """Raises ``ValueError`` unless ``k`` is an integer >= 1."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:

@@ -357,11 +357,8 @@ class MilvusIndex:
                 written when it raises (a server failure midway may leave the
                 earlier batches written: re-adding them is idempotent).
         """
-        x = inputs.as_vectors(embeddings, "embeddings")
+        x, labels, given_ids, data = inputs.as_entries(embeddings, labels, ids, data)
         n = x.shape[0]
-        labels = np.full(n, -1, np.int64) if labels is None else inputs.as_labels(labels, "labels", n)
-        given_ids = None if ids is None else inputs.as_ids(ids, "ids", n)
-        data = inputs.as_data(data, n)
         payloads = [_encode(value, i) for i, value in enumerate(data)] if data is not None else [{"v": None}] * n
         if self._dim is not None and x.shape[1] != self._dim:
             raise ValueError(f"`embeddings` must have dim {self._dim} (the collection's), got shape {x.shape}.")
