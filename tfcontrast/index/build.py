@@ -295,7 +295,7 @@ def _resume(index, output: str, checkpoint: dict, plan: dict):
         restored = type(index).load(output)
         if (restored.metric, getattr(restored, "backend", None)) != (index.metric, getattr(index, "backend", None)):
             raise ValueError(
-                f"The checkpoint in {output!r} holds a {restored!r}, but the index passed is {index!r}: pass one "
+                f"The checkpoint in {output!r} holds {restored!r}, but the index passed is {index!r}: pass one "
                 "like the checkpoint's, or resume=False to start over."
             )
         index = restored

@@ -271,9 +271,7 @@ class MilvusIndex:
         self._metadata: dict = {}
         self._create_lock = threading.Lock()
         self._client = self._connect()
-        if self._call("check the collection", self._client.has_collection, self._collection):
-            self._check_existing()
-        elif self._dim is not None:
+        if not self._exists() and self._dim is not None:
             self._create(self._dim)
 
     # ------------------------------------------------------------ properties
@@ -368,6 +366,8 @@ class MilvusIndex:
             return np.empty(0, np.int64)
         if not self._exists():
             self._create(x.shape[1])
+        if x.shape[1] != self._dim:
+            raise ValueError(f"`embeddings` must have dim {self._dim} (the collection's), got shape {x.shape}.")
         new_ids = self._next_ids(n) if given_ids is None else given_ids
         row_bytes = 4 * x.shape[1] + 64
         batch: list[dict] = []
@@ -412,6 +412,7 @@ class MilvusIndex:
         """Deletes the whole collection from Milvus (irreversible)."""
         if self._exists():
             self._call("drop the collection", self._client.drop_collection, self._collection, timeout=self._timeout)
+            self._created = False
 
     def close(self) -> None:
         """Closes the connection (the collection stays in Milvus)."""
@@ -622,10 +623,13 @@ class MilvusIndex:
                 f"Milvus at {self._public_uri!r} refused to {what} on collection {self._collection!r}: {message}"
             ) from None
 
-    def _exists(self) -> bool:
-        return self._dim is not None and self._created
-
     _created = False
+
+    def _exists(self) -> bool:
+        """Whether the collection exists (adopting it, checked, if another client created it since)."""
+        if not self._created and self._call("check the collection", self._client.has_collection, self._collection):
+            self._check_existing()
+        return self._created
 
     def _create(self, dim: int) -> None:
         """Creates the collection (or adopts one another client created meanwhile)."""
@@ -654,13 +658,12 @@ class MilvusIndex:
                         f"Milvus at {self._public_uri!r} refused to create collection {self._collection!r} "
                         f"(index_type={self._index_type!r}, params={self._index_params}): {self._scrub(str(err))}"
                     ) from None
-                self._dim = dim
-                self._check_existing(locked=True)
+                self._check_existing()  # created meanwhile by another client
                 return
             self._dim = dim
             self._created = True
 
-    def _check_existing(self, locked: bool = False) -> None:
+    def _check_existing(self) -> None:
         """Adopts an existing collection after checking its schema, dimension, metric and index type."""
         where = f"collection {self._collection!r} at {self._public_uri!r}"
         info = self._call("describe the collection", self._client.describe_collection, self._collection)
