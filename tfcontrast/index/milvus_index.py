@@ -443,8 +443,10 @@ class MilvusIndex:
             raise ValueError(f"`queries` must have dim {self._dim} (the collection's), got shape {q.shape}.")
         if self._metric.normalizes:
             q = inputs.normalize_rows(q)
-        if len(q) == 0 or not self._exists():
+        if not self._exists():
             return empty_result(len(q), 0, False)
+        if len(q) == 0:
+            return empty_result(0, min(k, len(self)), False)
         limit = k
         if k > MAX_K:
             limit = len(self)

@@ -33,8 +33,8 @@ class IVFBackend(FaissBackend):
     def check_first_add(cls, params: dict[str, int], n: int) -> None:
         if n < params["nlist"]:
             raise ValueError(
-                f"The ivf backend trains its quantizer on the first `add`, which needs at least "
-                f"nlist={params['nlist']} vectors; got {n}. Add more at once or lower nlist."
+                f"`embeddings` has {n} rows, but the ivf backend trains its quantizer on the first `add`, which "
+                f"needs at least nlist={params['nlist']} vectors. Add more at once or lower nlist."
             )
 
     def create(self):
