@@ -81,7 +81,7 @@ without credentials, collection, metric, index type); pass the token again to
 **Scaling.** On a cluster: create the collection with several shards for
 write throughput (``num_shards``), load it with replicas for query
 throughput and availability (``replica_number``); choose an index type by
-memory (HNSW: fast, ~1.1x the vectors in RAM; IVF_SQ8 / IVF_PQ: 4-32x smaller;
+memory (HNSW: fast, the vectors plus a graph in RAM; IVF_SQ8 / IVF_PQ: 4-32x smaller;
 DISKANN: on SSD), then tune ``search_params`` for recall. Use
 :func:`tfcontrast.index.evaluate_retrieval` against a ``FLAT`` copy of a
 sample to measure the recall you get.
