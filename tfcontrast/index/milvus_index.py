@@ -618,8 +618,7 @@ class MilvusIndex:
             return fn(*args, **kwargs)
         except Exception as err:  # noqa: BLE001
             message = self._scrub(str(err))
-            code = getattr(err, "code", None)
-            if code == 2 or "unavailable" in message.lower() or "fail connecting" in message.lower():
+            if "unavailable" in message.lower() or "fail connecting" in message.lower():
                 raise MilvusConnectionError(f"Milvus at {self._public_uri!r} is unreachable ({what}): {message}") from None
             raise MilvusServerError(
                 f"Milvus at {self._public_uri!r} refused to {what} on collection {self._collection!r}: {message}"

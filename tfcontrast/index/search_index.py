@@ -171,11 +171,15 @@ def load(path: str | os.PathLike, **kwargs) -> SearchIndex:
 
     Args:
         path: a directory written by some ``SearchIndex.save``.
-        **kwargs: passed to that class's ``load`` (e.g. ``token=`` for Milvus).
+        **kwargs: passed to that class's ``load`` when it takes them (e.g.
+            ``token=`` for Milvus); the others are ignored, so a caller may
+            always pass ``token=`` whatever the kind.
 
     Raises:
         IndexFileError (a ``ValueError``): no readable, verified manifest, or an unknown kind.
     """
+    import inspect
+
     from tfcontrast.index import persistence
 
     kind = persistence.read_kind(path)
@@ -183,4 +187,8 @@ def load(path: str | os.PathLike, **kwargs) -> SearchIndex:
         raise persistence.IndexFileError(
             f"{os.fspath(path)!r} holds an index of kind {kind!r}; this tfcontrast knows {sorted(_KINDS)}."
         )
-    return _KINDS[kind].load(path, **kwargs)
+    cls = _KINDS[kind]
+    accepted = inspect.signature(cls.load).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values()):
+        kwargs = {name: value for name, value in kwargs.items() if name in accepted}
+    return cls.load(path, **kwargs)
