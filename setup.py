@@ -12,6 +12,8 @@ VERSION = re.search(
     re.M,
 ).group(1)
 
+MILVUS = ["pymilvus>=3.0", "milvus-lite>=3.2"]
+
 setup(
     name="tfcontrast",
     version=VERSION,
@@ -38,7 +40,10 @@ setup(
         "tensorboard>=2.16",
     ],
     extras_require={
-        "test": ["pytest>=7", "hypothesis>=6.80"],
+        # MilvusIndex: pymilvus talks to Milvus Lite (in-process, a local .db path) and to clusters. Name
+        # milvus-lite explicitly: pymilvus[milvus_lite] does not pull it in. The tests run Milvus Lite.
+        "milvus": MILVUS,
+        "test": ["pytest>=7", "hypothesis>=6.80", *MILVUS],
         # Only the loss benchmark compares against keras-cv; it is not needed
         # to use or test the library.
         "bench": ["keras-cv==0.9.*"],

@@ -12,6 +12,20 @@ metric             d(a, b)                                      range
 ``inner_product``  -<a, b>  (negated so that smaller is closer)  (-inf, inf)
 =================  ===========================================  ==========
 
+**Range.** Every row must have a squared norm finite in the compute dtype
+with room to spare: ``||x||^2 <= max / 8`` (float32: ``||x|| <= 6.5e18``;
+float64: ``||x|| <= 4.7e153``), so that ``||a||^2 + ||b||^2 - 2 <a, b>`` and
+the normalisation cannot overflow. Called eagerly (NumPy inputs, evaluation,
+callbacks, a loss called outside ``fit``), :func:`pairwise_distances` and
+:func:`l2_normalize` check this and raise ``ValueError`` naming the argument
+(before, a row at 1e20 gave inf / NaN distances with zero gradient, or a
+cosine distance of 1 as if it were a zero vector). Inside a ``tf.function``
+(every ``fit`` step) nothing is checked, so compiled steps pay nothing: such
+a row then gives inf or NaN euclidean distances (a non-finite loss, which
+``keras.callbacks.TerminateOnNaN`` catches) and the cosine distance of a
+zero vector (1). NaN and inf inputs are not refused here; they propagate
+into the result.
+
 The Euclidean distance has an infinite derivative at 0 (d sqrt(x)/dx at
 x = 0); here its gradient is 0 wherever the squared distance is 0, so a batch
 holding identical embeddings trains without NaN. float16 and bfloat16 inputs
@@ -56,7 +70,9 @@ def l2_normalize(x, axis: int = -1) -> tf.Tensor:
     """
     x = tf.convert_to_tensor(x)
     floor_squared = _norm_floor_squared(x.dtype)
-    return tf.math.l2_normalize(validation.to_float(x, "x"), axis=axis, epsilon=floor_squared)
+    x = validation.to_float(x, "x")
+    check_norm_range(x, "x", axis=axis)
+    return tf.math.l2_normalize(x, axis=axis, epsilon=floor_squared)
 
 
 def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
@@ -74,8 +90,9 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
         ``[n, m]`` float32 tensor (float64 for float64 inputs).
 
     Raises:
-        ValueError: unknown metric, an input that is not rank 2, or inputs whose
-            dimensions differ.
+        ValueError: unknown metric, an input that is not rank 2, inputs whose
+            dimensions differ, or (eagerly) a finite row whose squared norm
+            overflows (module docstring, "Range").
     """
     validation.check_choice(metric, METRICS, "metric")
     a = tf.convert_to_tensor(a)
@@ -89,6 +106,8 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
         b = tf.cast(validation.to_float(b, "b"), a.dtype)
         validation.check_rank(b, 2, "b")
         validation.check_same_dim(a, b, -1, ("a", "b"))
+        check_norm_range(b, "b")
+    check_norm_range(a, "a")
 
     if metric == "inner_product":
         return -tf.matmul(a, b, transpose_b=True)
@@ -103,6 +122,25 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
     if self_distances:
         d = tf.linalg.set_diag(d, tf.zeros(tf.shape(d)[:1], d.dtype))
     return d
+
+
+def check_norm_range(x: tf.Tensor, name: str, axis: int = -1) -> None:
+    """Eagerly: ``ValueError`` if a finite row of ``x`` has ``||x||^2 > max / 8`` of its dtype. In a graph: nothing.
+
+    Rows holding NaN or inf are left alone (they propagate; see the module docstring).
+    """
+    if not tf.executing_eagerly():
+        return
+    limit = x.dtype.max / 8
+    finite = tf.reduce_all(tf.math.is_finite(x), axis=axis)
+    squared = tf.reduce_sum(tf.square(tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))), axis=axis)
+    too_large = finite & ~(squared <= limit)
+    if bool(tf.reduce_any(too_large)):
+        rows = tf.where(tf.reshape(too_large, [-1]))[:, 0].numpy()
+        raise ValueError(
+            f"`{name}` has {len(rows)} row(s) whose squared norm overflows {x.dtype.name} distances (||x|| must be "
+            f"<= {float(limit) ** 0.5:.3g}), first rows {rows[:5].tolist()}; rescale the embeddings."
+        )
 
 
 def squared_euclidean(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

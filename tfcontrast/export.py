@@ -80,6 +80,7 @@ import tensorflow as tf
 from tfcontrast import storage
 from tfcontrast.contract import InputContract
 from tfcontrast.index.nearest_neighbors import NearestNeighbors
+from tfcontrast.index.search_index import SearchIndex
 
 MARKER = "tfcontrast_export.json"
 MARKER_FORMAT = "tfcontrast.export"
@@ -90,7 +91,7 @@ INPUT_KEY = "inputs"
 def export_saved_model(
     encoder,
     path: str | os.PathLike,
-    index=None,
+    index: SearchIndex | NearestNeighbors | None = None,
     *,
     k: int | None = None,
     input_signature: tf.TensorSpec | None = None,

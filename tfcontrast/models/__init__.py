@@ -1,13 +1,15 @@
 """Models with custom train steps that train with plain ``model.fit``."""
 
-from tfcontrast.models import encoders, heads, siamese, ssl
+from tfcontrast.models import encoders, heads, normalization, siamese, ssl
 from tfcontrast.models.distill import Distiller
 from tfcontrast.models.finetune import FineTuner
+from tfcontrast.models.normalization import BatchNormalization, fuse_batch_norm
 from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
 from tfcontrast.models.ssl import BYOL, DirectPred, SimCLR, SimSiam
 
 __all__ = [
     "BYOL",
+    "BatchNormalization",
     "DirectPred",
     "Distiller",
     "EmbeddingModel",
@@ -16,7 +18,9 @@ __all__ = [
     "SimCLR",
     "SimSiam",
     "encoders",
+    "fuse_batch_norm",
     "heads",
+    "normalization",
     "siamese",
     "ssl",
 ]
