@@ -49,8 +49,9 @@ def extreme(row, indices, largest: bool):
 
 
 def log1p_sum_exp(values) -> float:
-    """log(1 + sum exp(v)), TF Similarity's "logsumexp", in float64."""
-    return math.log(1.0 + sum(math.exp(v) for v in values))
+    """log(1 + sum exp(v)), TF Similarity's "logsumexp", in float64 (shifted by max(0, v) against overflow)."""
+    shift = max([0.0] + [float(v) for v in values])
+    return shift + math.log(math.exp(-shift) + sum(math.exp(float(v) - shift) for v in values))
 
 
 def has_pair_kinds(q_labels, k_labels) -> bool:

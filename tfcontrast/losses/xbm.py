@@ -22,11 +22,11 @@ int64, the filled count and the training-call count). It is an attribute of
 the loss, so a model compiled with the loss saves and restores it with its
 weights (``model.save``, ``save_weights``/``load_weights``, the package's
 checkpoints), bit-exactly. It is built on the first call from the embedding
-width, or explicitly with :meth:`XBM.build`; under a ``tf.distribute``
-strategy, build it inside ``strategy.scope()`` (compile the model there and
-call ``build``, or let :class:`tfcontrast.models.EmbeddingModel` do it at
-``compile``) so that it is mirrored. Every replica writes the *global* batch
-(gathered) into its copy, so all copies stay equal.
+width (``fit`` makes that call while building the model, inside the model's
+strategy scope, so under a ``tf.distribute`` strategy the memory is
+mirrored), or explicitly with :meth:`XBM.build`. Every replica writes the
+*global* batch (gathered) into its copy, so all copies stay equal. Loading
+saved weights into a fresh, unbuilt memory builds it from the saved shapes.
 
 Differences from TF Similarity: its memory is a Python attribute that no
 checkpoint sees and that every call updates, evaluation included; here it is
@@ -149,6 +149,12 @@ class XBM(base.SimilarityLoss):
             with tf.init_scope():
                 self.build(dim)
         memory = self.memory
+        width, dim = memory.embeddings.shape[-1], candidates.keys.shape[-1]
+        if dim is not None and width != dim:
+            raise ValueError(
+                f"XBM's memory holds embeddings of width {width}, got embeddings of width {dim}: "
+                "use one XBM per model (its memory is that model's state)."
+            )
         steps = tf.convert_to_tensor(memory.steps)
         batch = tf.cast(tf.shape(candidates.keys)[0], tf.int64)
         slots = tf.range(self.memory_size, dtype=tf.int64)
