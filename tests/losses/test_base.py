@@ -166,5 +166,13 @@ def test_empty_batch_gives_zero_in_every_mode(cls):
     p = tf.zeros([0, 0]) if kind in ("similarity", "multi_hot") else tf.zeros([0, 16])
     for mode in ("eager", "graph", "xla"):
         loss = make()  # a fresh XBM memory per mode
-        call = loss if mode == "eager" else tf.function(lambda a, b: loss(a, b), jit_compile=(mode == "xla"))
-        assert float(call(y, p)) == 0.0, mode
+
+        def value_and_grad(y, p):
+            with tf.GradientTape() as tape:
+                tape.watch(p)
+                value = loss(y, p)
+            return value, tape.gradient(value, p)
+
+        call = value_and_grad if mode == "eager" else tf.function(value_and_grad, jit_compile=(mode == "xla"))
+        value, grad = call(y, p)
+        assert float(value) == 0.0 and (grad is None or grad.shape == p.shape), mode

@@ -5,6 +5,8 @@ graph mode only; S6/S13 NaN hidden behind a finite loss; S7/S14 pair labels
 other than 0/1 trained on; an empty semi-hard batch gave an unclear error.
 """
 
+import hypothesis
+import hypothesis.strategies as st
 import keras
 import numpy as np
 import pytest
@@ -205,8 +207,54 @@ def test_s14_siamese_fit_refuses_pair_labels_other_than_0_and_1(digits):
 
 
 @pytest.mark.parametrize("name", list(LABEL_LOSSES))
-def test_an_empty_batch_gives_zero_not_an_unclear_error(name):
-    e, labels = tf.zeros([0, 16]), tf.zeros([0], tf.int64)
+def test_an_empty_batch_gives_zero_and_a_zero_gradient_not_an_unclear_error(name):
+    """Was: ``Requires delta != 0 [Op:Range]`` from the gradient of tf.sort (semi-hard mining)."""
+    labels = tf.zeros([0], tf.int64)
     loss = LABEL_LOSSES[name]()
-    assert float(loss(labels, e)) == 0.0
-    assert float(tf.function(lambda a, b: loss(a, b))(labels, e)) == 0.0
+
+    def value_and_grad(e):
+        with tf.GradientTape() as tape:
+            tape.watch(e)
+            value = loss(labels, e)
+        return value, tape.gradient(value, e)
+
+    for call in (value_and_grad, tf.function(value_and_grad)):
+        value, grad = call(tf.zeros([0, 16]))
+        assert float(value) == 0.0 and grad.shape == (0, 16)
+
+
+# ------------------------------------------------------------- property
+
+
+@hypothesis.settings(max_examples=30, deadline=None)
+@hypothesis.given(
+    name=st.sampled_from(list(LABEL_LOSSES)),
+    n=st.integers(0, 9),
+    dim=st.integers(1, 5),
+    classes=st.integers(1, 4),
+    dtype=st.sampled_from(["float16", "bfloat16", "float32", "float64"]),
+    magnitude=st.sampled_from([1e-20, 1e-3, 1.0, 1e3]),
+    poison=st.sampled_from([None, np.nan, np.inf, -np.inf]),
+    offset=st.sampled_from([0, 2**24, 2**40]),
+    seed=st.integers(0, 2**16),
+)
+def test_any_label_loss_is_finite_with_finite_gradients_or_nan_exactly_when_an_input_is_not_finite(
+    name, n, dim, classes, dtype, magnitude, poison, offset, seed
+):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim)) * magnitude
+    if poison is not None and n:
+        x[rng.integers(n), rng.integers(dim)] = poison
+    labels = rng.integers(0, classes, n).astype(np.int64)
+    var = tf.Variable(tf.cast(x, dtype))
+    with tf.GradientTape() as tape:
+        value = LABEL_LOSSES[name]()(labels + offset, var)
+    assert value.dtype in (tf.float32, tf.float64)
+    if poison is not None and n:
+        assert np.isnan(float(value))
+        return
+    grad = tape.gradient(value, var)
+    assert np.isfinite(float(value))
+    assert grad is None or np.all(np.isfinite(tf.cast(grad, tf.float32).numpy()))
+    # labels are compared exactly: shifting every id by a large offset changes nothing
+    assert float(LABEL_LOSSES[name]()(labels, var)) == pytest.approx(float(value), rel=1e-6, abs=1e-7)

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 from typing import Callable, NamedTuple
 
 import keras
@@ -145,6 +146,25 @@ class Candidates(NamedTuple):
     def finish(self, value: tf.Tensor) -> tf.Tensor:
         """``value``, or NaN when labels or values were invalid (see the module docstring)."""
         return nan_unless(self.ok, value)
+
+
+def zero_for_empty_batch(from_candidates: Callable) -> Callable:
+    """Decorates a loss's ``from_candidates``: a batch with statically no anchor gives 0 at once.
+
+    The value (0) and gradient (zeros) are those of the rule for empty batches;
+    the shortcut skips building the loss graph, on which TensorFlow 2.21's graph
+    optimiser (constant folding of zero-size shapes) can die with SIGFPE while
+    differentiating. Outside a strategy only: replicas must run the same
+    collectives, and an empty replica batch has a dynamic shape anyway.
+    """
+
+    @functools.wraps(from_candidates)
+    def wrapper(candidates: Candidates, *args, **kwargs) -> tf.Tensor:
+        if candidates.embeddings.shape[0] == 0 and distribute.num_replicas() == 1:
+            return tf.reduce_sum(candidates.embeddings) * 0.0
+        return from_candidates(candidates, *args, **kwargs)
+
+    return wrapper
 
 
 def anchor_batch(labels, embeddings, allow_views: bool = False) -> Candidates:

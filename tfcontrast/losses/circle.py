@@ -48,6 +48,7 @@ def circle_loss(labels, embeddings, distance: str = "cosine", gamma: float = 80.
     return circle_from_candidates(base.anchor_batch(labels, embeddings), *arguments)
 
 
+@base.zero_for_empty_batch
 def circle_from_candidates(candidates: base.Candidates, distance, gamma, margin) -> tf.Tensor:
     """:func:`circle_loss` of the anchors of ``candidates`` against its keys."""
     d = tfsim.pairwise(candidates.embeddings, candidates.keys, tfsim.canonical_distance(distance))

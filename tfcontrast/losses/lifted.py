@@ -50,6 +50,7 @@ def lifted_struct_loss(labels, embeddings, margin: float = 1.0) -> tf.Tensor:
     return lifted_struct_from_candidates(base.anchor_batch(labels, embeddings), margin)
 
 
+@base.zero_for_empty_batch
 def lifted_struct_from_candidates(candidates: base.Candidates, margin: float) -> tf.Tensor:
     """:func:`lifted_struct_loss` of the anchors of ``candidates`` against its keys."""
     d_keys = distances.pairwise_distances(candidates.keys, metric="euclidean")  # [m, m], diagonal 0

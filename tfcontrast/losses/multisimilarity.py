@@ -68,6 +68,7 @@ def multisimilarity_loss(
     return multisimilarity_from_candidates(base.anchor_batch(labels, embeddings), *arguments)
 
 
+@base.zero_for_empty_batch
 def multisimilarity_from_candidates(
     candidates: base.Candidates, distance, alpha, beta, epsilon, lmda, center
 ) -> tf.Tensor:

@@ -103,6 +103,7 @@ def supcon_loss(labels, embeddings, temperature: float = 0.1) -> tf.Tensor:
     return supcon_from_candidates(base.anchor_batch(labels, embeddings, allow_views=True), temperature)
 
 
+@base.zero_for_empty_batch
 def supcon_from_candidates(candidates: base.Candidates, temperature: float) -> tf.Tensor:
     """:func:`supcon_loss` of the anchors of ``candidates`` against its keys (batch and any memory)."""
     queries = distances.l2_normalize(candidates.embeddings)

@@ -66,6 +66,7 @@ def pn_loss(
     return pn_from_candidates(base.anchor_batch(labels, embeddings), *arguments)
 
 
+@base.zero_for_empty_batch
 def pn_from_candidates(
     candidates: base.Candidates, distance, positive_mining_strategy, negative_mining_strategy, margin
 ) -> tf.Tensor:

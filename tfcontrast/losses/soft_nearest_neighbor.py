@@ -50,6 +50,7 @@ def soft_nearest_neighbor_loss(labels, embeddings, distance: str = "sql2", tempe
     return soft_nearest_neighbor_from_candidates(base.anchor_batch(labels, embeddings), *arguments)
 
 
+@base.zero_for_empty_batch
 def soft_nearest_neighbor_from_candidates(candidates: base.Candidates, distance, temperature) -> tf.Tensor:
     """:func:`soft_nearest_neighbor_loss` of the anchors of ``candidates`` against its keys."""
     d = tfsim.pairwise(candidates.embeddings, candidates.keys, tfsim.canonical_distance(distance))

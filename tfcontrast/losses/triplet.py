@@ -78,6 +78,7 @@ def triplet_loss(
     return triplet_from_candidates(base.anchor_batch(labels, embeddings), margin, mining, distance, soft)
 
 
+@base.zero_for_empty_batch
 def triplet_from_candidates(
     candidates: base.Candidates, margin: float, mining: str, distance: str, soft: bool = False
 ) -> tf.Tensor:
@@ -131,6 +132,7 @@ def _tfa_semihard_from_candidates(candidates, margin, distance_metric):
     return triplet_from_candidates(candidates, margin, "semi-hard", _tfa_metric(distance_metric))
 
 
+@base.zero_for_empty_batch
 def _tfa_hard_from_candidates(candidates, margin, soft, distance_metric):
     d, positive, negative = _anchor_candidate_distances(candidates, _tfa_metric(distance_metric))
     exists = candidates.exists()
@@ -150,7 +152,10 @@ def semi_hard_negative_distances(d: tf.Tensor, negative: tf.Tensor) -> tf.Tensor
     an ``[n, m, m]`` tensor instead). Sort and search both compile with XLA.
     """
     inf = tf.constant(float("inf"), d.dtype)
-    sorted_negatives = tf.sort(tf.where(negative, d, inf), axis=1)
+    negatives_or_inf = tf.where(negative, d, inf)
+    # argsort + gather, not tf.sort: sort's gradient fails on an empty batch ("Requires delta != 0 [Op:Range]").
+    order = tf.argsort(negatives_or_inf, axis=1, stable=True)
+    sorted_negatives = tf.gather(negatives_or_inf, order, batch_dims=1)
     num_negatives = tf.reduce_sum(tf.cast(negative, tf.int32), axis=1, keepdims=True)
     first_farther = tf.searchsorted(sorted_negatives, d, side="right", out_type=tf.int32)
     has_farther = first_farther < num_negatives
