@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from tfcontrast import validation
+
 
 @dataclass(frozen=True)
 class Split:
@@ -232,16 +234,7 @@ def as_class_ids(labels, n: int, name: str = "labels") -> np.ndarray:
     Raises:
         ValueError: another shape or length, non-integer values, or a non-numeric dtype.
     """
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1 or len(labels) != n:
-        raise ValueError(f"`{name}` must be integer class ids of shape [{n}] (one per example), got shape {labels.shape}.")
-    if np.issubdtype(labels.dtype, np.floating):
-        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
-            raise ValueError(f"`{name}` must be integer class ids, got non-integer values such as {labels[labels != np.round(labels)][:3]}.")
-    elif not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"`{name}` must be integer class ids, got dtype {labels.dtype}.")
+    labels = validation.host_class_ids(labels, n, name, float_limit=None)
     if len(labels) and (labels.min() < np.iinfo(np.int32).min or labels.max() > np.iinfo(np.int32).max):
         raise ValueError(f"`{name}` must fit in int32, got values in [{labels.min()}, {labels.max()}].")
     return labels.astype(np.int32)

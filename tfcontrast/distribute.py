@@ -132,11 +132,15 @@ def assign_on_every_replica(variables, values) -> None:
     (an EMA target network, DirectPred's correlation matrix and predictor,
     step counters). Called from a replica context it steps into the
     cross-replica context and updates each replica's copy with that replica's
-    value, the way Keras optimizers apply their updates; outside a strategy it
-    is a plain assign. Keras and ``tf.Variable`` objects are both accepted.
+    value, the way Keras optimizers apply their updates; outside a strategy,
+    or in a cross-replica context, it is a plain assign. Keras and ``tf.Variable`` objects are both accepted.
     """
-    variables = [getattr(v, "value", v) if hasattr(v, "path") else v for v in variables]
     values = list(values)
+    if _replica_context() is None:  # cross-replica context (e.g. Keras' symbolic build): one assign sets every copy
+        for variable, value in zip(variables, values):
+            variable.assign(tf.cast(value, variable.dtype))
+        return
+    variables = [getattr(v, "value", v) if hasattr(v, "path") else v for v in variables]
 
     def update(strategy, variables, values):
         for variable, value in zip(variables, values):

@@ -34,7 +34,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcontrast import data, distances, distribute, validation
+from tfcontrast import distances, distribute, validation
+from tfcontrast.losses import base as losses_base
 from tfcontrast.models.distributed_fit import DistributedFitMixin, multiworker_safe_logs
 from tfcontrast.models.ssl.base import encoder_feature_dim
 
@@ -97,7 +98,7 @@ class _SimilarityModel(DistributedFitMixin, keras.Model):
     def train_step(self, data):
         self._check_compiled_metrics()
         with tf.GradientTape() as tape:
-            loss, stats = self.batch_loss(data, training=True)
+            loss, stats = self._checked_batch_loss(data, training=True)
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -105,8 +106,19 @@ class _SimilarityModel(DistributedFitMixin, keras.Model):
 
     def test_step(self, data):
         self._check_compiled_metrics()
-        loss, stats = self.batch_loss(data, training=False)
+        loss, stats = self._checked_batch_loss(data, training=False)
         return self._record(loss, stats)
+
+    def _checked_batch_loss(self, data, training: bool):
+        """:meth:`batch_loss`, NaN when a floating input is not finite.
+
+        A ReLU or a max-pool can hide a NaN pixel from the embeddings (the loss
+        stays finite) while its gradient turns the weights NaN; a NaN loss makes
+        that visible (``TerminateOnNaN`` stops). One reduction over the inputs.
+        """
+        loss, stats = self.batch_loss(data, training=training)
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return losses_base.nan_unless(validation.all_finite(x), loss), stats
 
     def _check_compiled_metrics(self) -> None:
         if getattr(self, "_compile_metrics", None) is not None:
@@ -241,6 +253,11 @@ class SiameseNetwork(_SimilarityModel):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self(x, training=False)
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        if y is not None and isinstance(x, (tuple, list)) and len(x) == 2:
+            validation.host_binary_labels(y, name="y")  # pair labels: 1 = similar, 0 = dissimilar
+        return super().fit(x, y, *args, **kwargs)
+
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}
 
@@ -352,8 +369,11 @@ class EmbeddingModel(_SimilarityModel):
         self._check_losses(sample_weight)
         embeddings = self(x, training=training)
         labels = validation.as_labels(y, embeddings.shape[0], name="labels")
+        # The loss gets the labels as fed (it checks and compares them exactly itself) and is told
+        # whether this step trains, so that stateful losses (XBM's memory) change only in training.
         if self.loss is not None:
-            loss = self.compute_loss(x=x, y=labels, y_pred=embeddings, sample_weight=sample_weight, training=training)
+            with losses_base.training_phase(training):
+                loss = self.compute_loss(x=x, y=y, y_pred=embeddings, sample_weight=sample_weight, training=training)
         if self.loss_head is not None:
             extra = loss if self.loss is not None else self.regularization_loss()
             loss = self.loss_head(labels, embeddings) + extra
@@ -499,8 +519,8 @@ def _check_not_empty(x, name: str) -> None:
 
 
 def _check_labels_for(x, y) -> None:
-    """Eager check of array labels: integer class ids, one per example of ``x``."""
+    """Eager check of array labels: integer class ids (any integer width), one per example of ``x``."""
     n = _num_examples(x)
     labels = np.asarray(y)
     expected = n if n is not None else (labels.shape[0] if labels.ndim else 0)
-    data.as_class_ids(labels, expected, name="y")
+    validation.host_class_ids(labels, expected, name="y")
