@@ -18,6 +18,8 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import validation
+from tfcontrast.fields import Float
+from tfcontrast.registry import register_loss
 
 
 def contrastive_loss(y_true, y_pred, margin: float = 1.0) -> tf.Tensor:
@@ -85,3 +87,12 @@ class ContrastiveLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}
+
+
+register_loss(
+    "contrastive",
+    ContrastiveLoss,
+    inputs="pairs",
+    summary="contrastive margin loss on pairs (Hadsell, Chopra and LeCun, CVPR 2006)",
+    fields={"margin": Float(doc="dissimilar pairs closer than this are penalised, >= 0", within="[0, inf)")},
+)

@@ -30,6 +30,8 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
+from tfcontrast.fields import Float
+from tfcontrast.registry import register_loss
 
 
 def nt_xent_loss(z_a, z_b, temperature: float = 0.1, block_size: int | None = None) -> tf.Tensor:
@@ -317,3 +319,12 @@ class SupConLoss(keras.losses.Loss):
 
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature}
+
+
+register_loss(
+    "supcon",
+    SupConLoss,
+    inputs="labels",
+    summary="supervised contrastive loss, L_out (Khosla et al., NeurIPS 2020)",
+    fields={"temperature": Float(doc="softmax temperature, > 0", within="(0, inf)")},
+)

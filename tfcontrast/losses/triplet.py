@@ -36,6 +36,8 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
+from tfcontrast.fields import Bool, Choice, Float
+from tfcontrast.registry import register_loss
 
 MINING = ("all", "hard", "semi-hard")
 
@@ -248,6 +250,20 @@ class TripletLoss(keras.losses.Loss):
             "distance": self.distance,
             "soft": self.soft,
         }
+
+
+register_loss(
+    "triplet",
+    TripletLoss,
+    inputs="labels",
+    summary="triplet margin loss with in-batch mining (Schroff et al., FaceNet, CVPR 2015)",
+    fields={
+        "margin": Float(doc="triplet margin, >= 0 (unused when soft)", within="[0, inf)"),
+        "mining": Choice(MINING, doc="semi-hard | hard | all: which negatives (and positives) of the batch count"),
+        "distance": Choice(distances.METRICS, doc="euclidean | sqeuclidean | cosine | inner_product"),
+        "soft": Bool(doc="soft margin log(1 + exp(d_ap - d_an)) instead of the hinge"),
+    },
+)
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
