@@ -246,4 +246,7 @@ def test_load_file_errors(tmp_path):
     bad.write_text("x = 1\n")
     with pytest.raises(config_lib.ConfigError, match="defines no get_config"):
         config_lib.load_file(str(bad))
+    (tmp_path / "notes").write_text("x = 1\n")
+    with pytest.raises(config_lib.ConfigError, match="is not a Python file"):
+        config_lib.load_file(str(tmp_path / "notes"))
     assert isinstance(load(), ml_collections.ConfigDict)

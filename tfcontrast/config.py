@@ -391,6 +391,8 @@ def load_file(path: str | os.PathLike, overrides: Mapping[str, Any] | None = Non
 
 def _run_config_file(path) -> ml_collections.ConfigDict:
     spec = importlib.util.spec_from_file_location("tfcontrast_user_config", path)
+    if spec is None:
+        raise ConfigError([("--config", f"{os.fspath(path)!r} is not a Python file (a config is a .py file)")])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not callable(getattr(module, "get_config", None)):
