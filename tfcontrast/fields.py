@@ -21,6 +21,7 @@ ones :func:`tfcontrast.config.validate` reports next to the key
 
 from __future__ import annotations
 
+import ast
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Sequence
@@ -212,8 +213,6 @@ def parse_text(field: Field | None, current, text: str) -> Any:
     written. Text that does not parse is returned as is, so that validation
     names the key and the type it wanted.
     """
-    import ast
-
     kind = field.kind if field is not None else _kind_of(current)
     if text == "None" and (field is None or field.optional or current is None):
         return None
@@ -252,8 +251,6 @@ def _kind_of(value) -> str | None:
 
 
 def _literal(text: str) -> bool:
-    import ast
-
     try:
         ast.literal_eval(text)
     except (ValueError, SyntaxError):
