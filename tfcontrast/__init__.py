@@ -10,8 +10,9 @@ tf.distribute with global-batch semantics, and similarity search.
 
 from tfcontrast.version import __version__
 from tfcontrast import augment, callbacks, contract, data, distances, distribute, export, index, losses, models, plots, probe
+from tfcontrast import fields, registry
 
 __all__ = [
-    "__version__", "augment", "callbacks", "contract", "data", "distances", "distribute", "export", "index", "losses",
-    "models", "plots", "probe",
+    "__version__", "augment", "callbacks", "contract", "data", "distances", "distribute", "export", "fields", "index",
+    "losses", "models", "plots", "probe", "registry",
 ]

@@ -55,7 +55,7 @@ def evaluate(workdir: str, out: Callable[[str], None] = print, run: inputs.RunDa
     run = run if run is not None else inputs.load_split(config)
     e = config.eval
     net = workdir_lib.load_embedder(wd.embedder)
-    initial = components.embedder(components.initial_model(config, run.input_shape), config.method)
+    initial = components.embedder(components.initial_model(config, run.input_shape, run.num_classes), config.method)
 
     def embed(network, x):
         return probe.embed(network, x, batch_size=e.batch_size)

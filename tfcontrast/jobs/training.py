@@ -79,7 +79,7 @@ def train(config, workdir: str, out: Callable[[str], None] = print, evaluate_aft
 
     run = inputs.load_split(config)
     views = inputs.augmentation(config, run.input_shape)
-    model = components.initial_model(config, run.input_shape)
+    model = components.initial_model(config, run.input_shape, run.num_classes)
     try:
         state = checkpoint.restore(model, wd.checkpoint, out=out)
     except (OSError, ValueError) as err:

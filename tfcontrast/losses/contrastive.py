@@ -19,6 +19,8 @@ import tensorflow as tf
 
 from tfcontrast import validation
 from tfcontrast.losses import base
+from tfcontrast.fields import Float
+from tfcontrast.registry import register_loss
 
 
 def contrastive_loss(y_true, y_pred, margin: float = 1.0) -> tf.Tensor:
@@ -96,3 +98,12 @@ class ContrastiveLoss(base.SimilarityLoss):
 
     def __init__(self, margin: float = 1.0, name: str = "contrastive_loss", **kwargs):
         super().__init__(name=name, margin=validation.check_non_negative(margin, "margin"), **kwargs)
+
+
+register_loss(
+    "contrastive",
+    ContrastiveLoss,
+    inputs="pairs",
+    summary="contrastive margin loss on pairs (Hadsell, Chopra and LeCun, CVPR 2006)",
+    fields={"margin": Float(doc="dissimilar pairs closer than this are penalised, >= 0", within="[0, inf)")},
+)

@@ -31,6 +31,8 @@ import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
 from tfcontrast.losses import base
+from tfcontrast.fields import Float
+from tfcontrast.registry import register_loss
 
 
 def nt_xent_loss(z_a, z_b, temperature: float = 0.1, block_size: int | None = None) -> tf.Tensor:
@@ -321,3 +323,12 @@ class SupConLoss(base.SimilarityLoss):
 
     def __init__(self, temperature: float = 0.1, name: str = "supcon_loss", **kwargs):
         super().__init__(name=name, temperature=validation.check_positive(temperature, "temperature"), **kwargs)
+
+
+register_loss(
+    "supcon",
+    SupConLoss,
+    inputs="labels",
+    summary="supervised contrastive loss, L_out (Khosla et al., NeurIPS 2020)",
+    fields={"temperature": Float(doc="softmax temperature, > 0", within="(0, inf)")},
+)

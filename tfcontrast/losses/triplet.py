@@ -39,6 +39,8 @@ import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
 from tfcontrast.losses import base
+from tfcontrast.fields import Bool, Choice, Float
+from tfcontrast.registry import register_loss
 
 MINING = ("all", "hard", "semi-hard")
 
@@ -250,6 +252,20 @@ class TripletLoss(base.SimilarityLoss):
     ):
         margin, mining, distance = _check_arguments(margin, mining, distance)
         super().__init__(name=name, margin=margin, mining=mining, distance=distance, soft=bool(soft), **kwargs)
+
+
+register_loss(
+    "triplet",
+    TripletLoss,
+    inputs="labels",
+    summary="triplet margin loss with in-batch mining (Schroff et al., FaceNet, CVPR 2015)",
+    fields={
+        "margin": Float(doc="triplet margin, >= 0 (unused when soft)", within="[0, inf)"),
+        "mining": Choice(MINING, doc="semi-hard | hard | all: which negatives (and positives) of the batch count"),
+        "distance": Choice(distances.METRICS, doc="euclidean | sqeuclidean | cosine | inner_product"),
+        "soft": Bool(doc="soft margin log(1 + exp(d_ap - d_an)) instead of the hinge"),
+    },
+)
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")

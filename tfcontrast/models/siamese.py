@@ -36,8 +36,10 @@ import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
 from tfcontrast.losses import base as losses_base
+from tfcontrast.fields import Bool, Choice, Int
 from tfcontrast.models.distributed_fit import DistributedFitMixin, multiworker_safe_logs
 from tfcontrast.models.ssl.base import encoder_feature_dim
+from tfcontrast.registry import register_method
 
 
 def pair_distances(a, b, metric: str = "euclidean") -> tf.Tensor:
@@ -448,6 +450,40 @@ def _check_loss_head(head, width: int):
             "give the head embedding_dim equal to the model's embedding_dim (or encoder width)."
         )
     return head
+
+
+def embedding_network(model: EmbeddingModel) -> keras.Model:
+    """``model`` as a plain functional network (inputs -> normalised embeddings), to save and export."""
+    inputs = keras.Input(model.encoder.input_shape[1:])
+    return keras.Model(inputs, model(inputs), name="embedder")
+
+
+register_method(
+    "siamese",
+    SiameseNetwork,
+    batch="pairs",
+    summary="siamese network: one shared encoder on labelled pairs, trained with a pair loss (config.loss)",
+    fields={"distance": Choice(distances.METRICS, doc="pair distance: euclidean | sqeuclidean | cosine | inner_product")},
+    loss="pairs",
+    default_loss="contrastive",
+)
+
+register_method(
+    "embedding",
+    EmbeddingModel,
+    batch="class_balanced",
+    summary="encoder -> linear projection -> L2 normalisation, trained from labels with a metric loss (config.loss)",
+    fields={
+        "embedding_dim": Int(doc="width of the linear projection after the encoder; None = no projection", min=1,
+                             optional=True),
+        "normalize": Bool(doc="L2-normalise the embeddings (unit sphere)"),
+        "distance": Choice(distances.METRICS, doc="distance of the pos_dist / neg_dist progress metrics (the loss has its own)"),
+    },
+    embedder=embedding_network,
+    loss="labels",
+    default_loss="triplet",
+    example={"embedding_dim": 16},
+)
 
 
 def _towers(inputs) -> list:

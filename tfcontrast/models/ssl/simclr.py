@@ -15,8 +15,10 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import losses
+from tfcontrast.fields import Float, Int
 from tfcontrast.models.heads import mlp_head
 from tfcontrast.models.ssl.base import TwoViewModel
+from tfcontrast.registry import register_method
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
@@ -69,3 +71,17 @@ class SimCLR(TwoViewModel):
             "temperature": self.temperature,
             "head_layers": self.head_layers,
         }
+
+
+register_method(
+    "simclr",
+    SimCLR,
+    batch="two_views",
+    summary="SimCLR (Chen et al., ICML 2020): NT-Xent between the two views of every image, the rest of the batch as negatives",
+    fields={
+        "projection_dim": Int(doc="projector output width", min=1),
+        "hidden_dim": Int(doc="projector hidden width; None = the encoder's feature width", min=1, optional=True),
+        "temperature": Float(doc="NT-Xent temperature, > 0", within="(0, inf)"),
+    },
+    example={"projection_dim": 16, "hidden_dim": 32, "temperature": 0.2},
+)
