@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import keras
 import numpy as np
@@ -348,6 +348,43 @@ class CollapseAlarm(keras.callbacks.Callback):
         self.message, self.epoch = None, None
         self._start = dict(self.initial)
 
+    @classmethod
+    def replay(cls, history: Mapping[str, Sequence[float]], **kwargs) -> "CollapseAlarm":
+        """The alarm run over the per-epoch ``history`` of a training (``History.history``, or the checkpoint's).
+
+        Gives the same :attr:`message` and :attr:`epoch` as the live alarm over
+        the same epochs, also for a run trained in several sessions (the
+        ``tfcontrast`` command writes it into ``summary.json``). A history
+        without ``proj_std`` and ``erank`` (a supervised method) gives no message.
+        ``kwargs``: the constructor's (``projection_dim``, ``feature_dim``, ...).
+        """
+        alarm = cls(out=lambda message: None, **kwargs)
+        alarm.on_train_begin()
+        keys = [k for k in (cls.STD_KEY, cls.RANK_KEY) if history.get(k)]
+        for epoch in range(max((len(history[k]) for k in keys), default=0)):
+            alarm.on_epoch_end(epoch, {k: history[k][epoch] for k in keys if epoch < len(history[k])})
+            if alarm.message is not None:
+                break
+        return alarm
+
+    # Where healthy runs sit, as a fraction of the ceiling (digits runs of every packaged method: projection
+    # std 0.5-0.99 x 1/sqrt(d), effective rank 0.34-0.7 x F); only drawn (bands), never alarmed on.
+    HEALTHY_FROM = {"proj_std": 0.4, "erank": 0.1}
+
+    def bands(self, projection_dim: int | None = None, feature_dim: int | None = None) -> dict[str, tuple[float, float, float]]:
+        """``{key: (alarm floor, healthy from, ceiling)}`` of the indicators whose ceiling is known, for plots.
+
+        ``proj_std``: ceiling ``1/sqrt(d)``; ``erank``: ceiling ``F``. Dims default to the alarm's.
+        """
+        d, f = projection_dim or self.projection_dim, feature_dim or self.feature_dim
+        out = {}
+        if d:
+            ceiling = 1.0 / math.sqrt(d)
+            out[self.STD_KEY] = (self.std_floor * ceiling, self.HEALTHY_FROM[self.STD_KEY] * ceiling, ceiling)
+        if f:
+            out[self.RANK_KEY] = (self.rank_floor * f, self.HEALTHY_FROM[self.RANK_KEY] * f, float(f))
+        return out
+
     def ceilings(self) -> dict[str, tuple[float, str]]:
         """``{key: (floor value, how it was set)}`` from the ceilings that are known."""
         d = self.projection_dim or _positive_attribute(self.model, "projection_dim")
@@ -406,7 +443,7 @@ class CollapseAlarm(keras.callbacks.Callback):
             warnings.warn(self.message, CollapseWarning, stacklevel=2)
         else:
             self.out(self.message)
-        if self.stop:
+        if self.stop and self.model is not None:
             self.model.stop_training = True
 
 
@@ -440,7 +477,9 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
             calls every callback's ``on_epoch_end``). ``True``: raise
             :class:`NonFiniteError` at once, so no later callback (a checkpoint)
             sees the non-finite weights.
-        check_weights: also check every weight after every step.
+        check_weights: ``"step"`` (default): check every weight after every
+            step; ``"epoch"``: at the end of every epoch only (list this callback
+            before a checkpoint callback: it runs first); ``"never"``.
         out: callable receiving the message when not raising; default ``print``.
 
     Attributes:
@@ -453,9 +492,13 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
         >>> stopper.step, stopper.message                          # doctest: +SKIP
     """
 
-    def __init__(self, raise_error: bool = False, check_weights: bool = True, out: Callable[[str], None] | None = None):
+    WEIGHT_CHECKS = ("step", "epoch", "never")
+
+    def __init__(self, raise_error: bool = False, check_weights: str = "step", out: Callable[[str], None] | None = None):
         super().__init__(raise_error=raise_error)
-        self.check_weights = bool(check_weights)
+        if check_weights not in self.WEIGHT_CHECKS:
+            raise ValueError(f"`check_weights` must be one of {self.WEIGHT_CHECKS}, got {check_weights!r}.")
+        self.check_weights = check_weights
         self.out = out if out is not None else print
         self.message: str | None = None
         self.step: int | None = None
@@ -464,7 +507,7 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
 
     def on_train_begin(self, logs=None):
         self.message, self.step = None, None
-        variables = [v for v in self.model.weights if "float" in str(v.dtype)] if self.check_weights else []
+        variables = [v for v in self.model.weights if "float" in str(v.dtype)] if self.check_weights != "never" else []
         self._names = [getattr(v, "path", None) or v.name for v in variables]
         if variables:
             self._finite_weights = tf.function(
@@ -475,6 +518,13 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
         self._epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
+        self._check(f"step {{}} (epoch {self._epoch + 1}, batch {batch + 1})", logs, self.check_weights == "step")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.check_weights == "epoch":
+            self._check(f"step {{}} (end of epoch {epoch + 1})", {}, True)
+
+    def _check(self, where: str, logs, weights: bool) -> None:
         logs = logs or {}
         values = {}
         for key, value in logs.items():
@@ -483,22 +533,26 @@ class TerminateOnNonFinite(keras.callbacks.TerminateOnNaN):
             except (TypeError, ValueError):
                 continue
         shown = ", ".join(f"{k} {v.ravel()[0]:.4g}" if v.size == 1 else k for k, v in values.items())
-        where = f"step {{}} (epoch {self._epoch + 1}, batch {batch + 1})"
-        if not all(np.all(np.isfinite(v)) for v in values.values()):
-            what = f"non-finite loss/representations at {where}: {shown}."
-        elif self._finite_weights is not None and not np.all(finite := self._finite_weights().numpy()):
-            bad = list(dict.fromkeys(name for name, ok in zip(self._names, finite) if not ok))
-            listed = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-            what = (
-                f"non-finite weights after {where}: {listed} (logged: {shown}; BatchNorm and ReLU can hide a NaN "
-                "from the loss)."
-            )
-        else:
+        bad_logs = not all(np.all(np.isfinite(v)) for v in values.values())
+        finite = None
+        if not bad_logs and weights and self._finite_weights is not None:
+            finite = self._finite_weights().numpy()
+            if np.all(finite):
+                return
+        elif not bad_logs:
             return
         self.step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        where = where.format(self.step)
+        if bad_logs:
+            what = f"non-finite loss/representations at {where}: {shown}."
+        else:
+            bad = list(dict.fromkeys(name for name, ok in zip(self._names, finite) if not ok))
+            listed = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+            logged = f"logged: {shown}; " if shown else ""
+            what = f"non-finite weights after {where}: {listed} ({logged}BatchNorm and ReLU can hide a NaN from the loss)."
         self.message = (
-            what.format(self.step) + " The model is no longer usable from this step on. Look for NaN or inf in the "
-            "inputs (one NaN pixel turns the weights NaN), or lower the learning rate."
+            f"{what} The model is no longer usable from this step on. Look for NaN or inf in the inputs (one NaN "
+            "pixel turns the weights NaN), or lower the learning rate."
         )
         if self.raise_error:
             raise NonFiniteError(self.message)
