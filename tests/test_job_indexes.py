@@ -1,5 +1,10 @@
 """The command's indexes (tfcontrast/jobs/indexes.py): a run whose index is a Milvus collection (Milvus Lite
-in-process, in tmp_path), and ``tfcontrast index`` on a small folder of PNGs into faiss and Milvus."""
+in-process, in tmp_path), and ``tfcontrast index`` on a small folder of PNGs into faiss and Milvus.
+
+Default suite: the run's Milvus index built by ``run_index`` from given embeddings (no training), and
+``tfcontrast index`` with a run trained without its evaluation. Slow: a whole run with
+``index.backend=milvus`` (train, evaluate, evaluate again, lookup), which costs a full evaluation.
+"""
 
 import json
 import os
@@ -20,6 +25,52 @@ def silent(line):
     pass
 
 
+def test_the_runs_milvus_index_is_named_after_the_run_upserts_and_refuses_other_entries(tmp_path, monkeypatch):
+    wd = workdir_lib.Workdir(str(tmp_path / "my run"))
+    config = tiny_config("directpred", **{"index.backend": "milvus"})
+    rng = np.random.default_rng(0)
+    embeddings, labels = rng.normal(size=(40, 8)).astype(np.float32), np.arange(40) % 3
+    monkeypatch.setenv(indexes.TOKEN_VARIABLE, TOKEN)  # Milvus Lite ignores it; it must never be written
+    idx = indexes.run_index(config, wd, embeddings, labels)
+    try:
+        name = indexes.collection_name("my run", wd.root)
+        assert name.startswith("tfcontrast_my_run_") and len(name) == len("tfcontrast_my_run_") + 8
+        assert idx.collection == name and idx.uri == wd.milvus_lite and len(idx) == 40
+        idx.save(wd.index, metadata=indexes.RUN_INDEX_METADATA)
+    finally:
+        indexes.close(idx)
+    again = indexes.run_index(config, wd, embeddings, labels)  # evaluating again: an upsert of the same rows
+    try:
+        assert len(again) == 40
+        found = again.search(embeddings[[4, 7]], 2)
+        np.testing.assert_array_equal(found.ids[:, 0], [4, 7])
+        np.testing.assert_array_equal(found.labels[:, 0], labels[[4, 7]])
+    finally:
+        indexes.close(again)
+    with pytest.raises(ValueError, match=r"holds 40 entries that are not this run's 10 training embeddings"):
+        indexes.run_index(config, wd, embeddings[:10], labels[:10])
+    manifest = json.loads((tmp_path / "my run" / "index" / "manifest.json").read_text())
+    assert manifest["kind"] == "milvus" and manifest["collection"] == name
+    assert manifest["metadata"] == indexes.RUN_INDEX_METADATA
+    reopened = indexes.load(wd.index)
+    try:
+        assert len(reopened) == 40
+    finally:
+        indexes.close(reopened)
+    for root, _, names in os.walk(tmp_path):
+        for file in names:
+            with open(os.path.join(root, file), "rb") as f:
+                assert b"s3cret" not in f.read(), file
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    """A tiny DirectPred run, trained without its evaluation (what ``tfcontrast index`` needs: model and contract)."""
+    workdir = tmp_path_factory.mktemp("trained") / "run"
+    jobs.train(tiny_config("directpred", steps=2), str(workdir), out=silent, evaluate_after=False, progress="lines")
+    return workdir
+
+
 @pytest.fixture(scope="module")
 def milvus_run(tmp_path_factory):
     """A tiny DirectPred run with index.backend=milvus: the collection lives in <workdir>/milvus.db."""
@@ -34,6 +85,7 @@ def milvus_run(tmp_path_factory):
     return workdir, config, summary, lines
 
 
+@pytest.mark.slow
 def test_a_milvus_run_builds_its_index_in_milvus_and_scores_as_faiss_exact(milvus_run):
     workdir, config, summary, lines = milvus_run
     wd = workdir_lib.Workdir(str(workdir))
@@ -72,13 +124,6 @@ def test_a_milvus_run_builds_its_index_in_milvus_and_scores_as_faiss_exact(milvu
     assert found.training_split and found.index_size == len(run.x_train)
 
 
-def test_a_collection_holding_other_entries_is_refused(milvus_run, tmp_path):
-    workdir, config, _, _ = milvus_run
-    wd = workdir_lib.Workdir(str(workdir))
-    with pytest.raises(ValueError, match=r"holds 1437 entries that are not this run's 10 training embeddings"):
-        indexes.run_index(config, wd, np.ones((10, 16), np.float32), np.zeros(10, np.int64))
-
-
 @pytest.fixture(scope="module")
 def pngs(tmp_path_factory):
     """30 test digits as 8-bit PNG files in two sub-folders; their arrays in file order."""
@@ -90,8 +135,8 @@ def pngs(tmp_path_factory):
     return folder
 
 
-def test_index_command_into_a_faiss_folder_then_lookup_prints_paths(milvus_run, pngs, tmp_path, capsys):
-    workdir, _, _, _ = milvus_run
+def test_index_command_into_a_faiss_folder_then_lookup_prints_paths(trained_run, pngs, tmp_path, capsys):
+    workdir = trained_run
     out = tmp_path / "photos_index"
     positional, overrides, wanted = cli._parse_flags(
         ["tfcontrast", "index", "--workdir", str(workdir), "--images", str(pngs), "--to", str(out), "--batch-size", "8"]
@@ -115,15 +160,15 @@ def test_index_command_into_a_faiss_folder_then_lookup_prints_paths(milvus_run, 
     assert (out / "manifest.json").read_text() == before
 
 
-def test_index_command_into_milvus_and_its_refusals(milvus_run, pngs, tmp_path):
-    workdir, _, _, _ = milvus_run
+def test_index_command_into_milvus_and_its_refusals(trained_run, pngs, tmp_path):
+    workdir = trained_run
     wd = workdir_lib.Workdir(str(workdir))
     lines = []
-    built = indexes.index_images(
+    entries = indexes.index_images(
         str(workdir), str(pngs / "*" / "*.png"), str(tmp_path / "photos.db"), collection="photos", batch_size=16,
         out=lines.append, progress=False,
     )
-    assert len(built) == 30 and "into Milvus collection 'photos'" in lines[0]
+    assert entries == 30 and "into Milvus collection 'photos'" in lines[0]
     manifest = wd.path("indexes", "photos")
     query = sorted(pngs.rglob("*.png"))[12]
     found = jobs.lookup(str(workdir), str(query), k=2, index=manifest)

@@ -139,7 +139,7 @@ def index_images(
     restart: bool = False,
     out: Callable[[str], None] = print,
     progress=True,
-) -> SearchIndex:
+) -> int:
     """Embeds the image files ``images`` (a folder or glob) with the run's network into ``to`` (module docstring).
 
     Args:
@@ -155,7 +155,7 @@ def index_images(
         progress: passed to :func:`~tfcontrast.index.build_from_dataset`.
 
     Returns:
-        The index written (a connection is closed before returning for Milvus).
+        The number of entries in the index written (its Milvus connection is closed before returning).
 
     Raises:
         ValueError: no finished run, no images, a model that does not read images in
@@ -203,10 +203,13 @@ def index_images(
         net, files, idx, batch_size, preprocess=index_lib.decode_images(shape[:2], shape[2]), output=output,
         resume=not restart, shard=shard, progress=progress, print_seconds=1.0 if sys.stderr.isatty() else 10.0,
     )
-    out(f"indexed {len(built):,} images of {images} into {where}")
+    try:
+        entries = len(built)
+    finally:
+        close(built)
+    out(f"indexed {entries:,} images of {images} into {where}")
     out(f"look up with: tfcontrast lookup --workdir {wd.root} --index {output} --query IMAGE")
-    close(built)
-    return built
+    return entries
 
 
 def read_contract(wd: workdir_lib.Workdir):
