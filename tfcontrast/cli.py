@@ -203,9 +203,10 @@ def help_text(positional, overrides=None) -> str:
         lines += ["", "flags:"]
         for name in names:
             flag = FLAGS[name]
-            default = "" if flag.default in (None, False) else f" (default {flag.default})"
             text = re.sub(rf"^{command}: ", "", flag.help)  # the flag's own help names the commands that read it
-            lines.append(f"  --{name.replace('_', '-')}  {text}{default}")
+            if flag.default not in (None, False):
+                text = f"{text.rstrip('.')} (default {flag.default})."
+            lines.append(f"  --{name.replace('_', '-')}  {text}")
     if command == "train":
         lines += ["", _train_keys(overrides or {})]
     return "\n".join(lines)
