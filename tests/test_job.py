@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfcontrast import config as config_lib, data, registry
+from tfcontrast import losses as tfc_losses
 from tfcontrast.jobs import checkpoint, components, evaluation as evaluate_lib, inputs, queries as lookup_lib
 from tfcontrast.jobs import training as train_lib
 from tfcontrast.jobs.workdir import Workdir
@@ -46,14 +47,47 @@ def test_every_method_trains_a_few_steps(method, tmp_path):
 
 @pytest.mark.parametrize("loss", registry.losses.names())
 def test_every_registered_loss_trains_a_method_by_name(loss, tmp_path):
-    """``loss.name`` picks the compiled loss; the section starts from its registered defaults."""
-    method = next(m for m in registry.methods if m.loss == registry.losses.get(loss).inputs)
+    """``loss.name`` picks the compiled loss (or the model's loss head); the section starts from its registered defaults."""
+    spec = registry.losses.get(loss)
+    method = next(m for m in registry.methods if m.loss == spec.inputs)
     config = tiny(method.name, steps=2, **{"loss.name": loss})
-    assert dict(config.loss) == registry.losses.get(loss).defaults()
+    assert dict(config.loss) == spec.defaults()
     summary = train_lib.train(config, str(tmp_path), out=silent, evaluate_after=False)
     assert np.isfinite(summary["train"]["final_metrics"]["loss"])
     model = components.initial_model(config, (8, 8, 1), 10)
-    assert isinstance(model.loss, registry.losses.get(loss).loss)
+    if spec.head:  # trainable class weights: owned by the model, sized by the classes and its embedding width
+        assert model.loss is None and isinstance(model.loss_head, spec.loss)
+        assert tuple(model.loss_head.class_weights.shape) == (10, config.model.embedding_dim)
+        trained = Workdir(str(tmp_path)).checkpoint
+        checkpoint.restore(model, trained)  # the checkpoint holds the trained class weights
+        assert not np.allclose(model.loss_head.class_weights.numpy(), components.initial_model(
+            config, (8, 8, 1), 10).loss_head.class_weights.numpy())
+    else:
+        assert isinstance(model.loss, spec.loss)
+
+
+def test_a_loss_trains_with_a_cross_batch_memory_by_name_and_resumes_with_it(tmp_path):
+    """``loss.xbm_memory_size`` wraps the loss in XBM; its memory is checkpointed, so a resumed run equals an uninterrupted one."""
+    overrides = {"loss.name": "multi_similarity", "loss.xbm_memory_size": 40, "loss.xbm_warmup_steps": 1}
+    config = tiny("embedding", steps=4, **overrides)
+    model = components.initial_model(config, (8, 8, 1), 10)
+    assert isinstance(model.loss, tfc_losses.XBM) and isinstance(model.loss.loss, tfc_losses.MultiSimilarityLoss)
+    assert (model.loss.memory_size, model.loss.warmup_steps) == (40, 1)
+
+    reference, resumed = str(tmp_path / "reference"), str(tmp_path / "resumed")
+    train_lib.train(config, reference, out=silent, evaluate_after=False)
+    train_lib.train(tiny("embedding", steps=4, **overrides, **{"train.stop_after_steps": 2}), resumed, out=silent)
+    train_lib.train(config, resumed, out=silent, evaluate_after=False)
+    memories = []
+    for workdir in (reference, resumed):
+        restored = components.initial_model(config, (8, 8, 1), 10)
+        checkpoint.restore(restored, Workdir(workdir).checkpoint)
+        memories.append([v.numpy() for v in restored.loss.memory.weights])
+    embeddings, labels, filled, steps = memories[0]
+    assert int(steps) == 4 and int(filled) == 40  # 3 steps after the warm-up, 16 rows each, cut to 40
+    assert np.isfinite(embeddings).all() and np.abs(embeddings).sum() > 0 and len(np.unique(labels)) > 1
+    for want, got in zip(*memories):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
