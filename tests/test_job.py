@@ -45,7 +45,14 @@ def test_every_method_trains_a_few_steps(method, tmp_path):
     assert not np.allclose(out_trained, out_initial, atol=1e-6)
 
 
-@pytest.mark.parametrize("loss", registry.losses.names())
+# One loss of each kind trains in the default suite (a compiled label loss, a pair loss, a loss head); the
+# others share their code path through the job and train by name under -m slow.
+FAST_LOSSES = {"triplet", "supcon", "contrastive", "arcface"}
+
+
+@pytest.mark.parametrize(
+    "loss", [n if n in FAST_LOSSES else pytest.param(n, marks=pytest.mark.slow) for n in registry.losses.names()]
+)
 def test_every_registered_loss_trains_a_method_by_name(loss, tmp_path):
     """``loss.name`` picks the compiled loss (or the model's loss head); the section starts from its registered defaults."""
     spec = registry.losses.get(loss)
@@ -58,35 +65,51 @@ def test_every_registered_loss_trains_a_method_by_name(loss, tmp_path):
     if spec.head:  # trainable class weights: owned by the model, sized by the classes and its embedding width
         assert model.loss is None and isinstance(model.loss_head, spec.loss)
         assert tuple(model.loss_head.class_weights.shape) == (10, config.model.embedding_dim)
-        trained = Workdir(str(tmp_path)).checkpoint
-        checkpoint.restore(model, trained)  # the checkpoint holds the trained class weights
-        assert not np.allclose(model.loss_head.class_weights.numpy(), components.initial_model(
-            config, (8, 8, 1), 10).loss_head.class_weights.numpy())
+        initial = model.loss_head.class_weights.numpy()
+        checkpoint.restore(model, Workdir(str(tmp_path)).checkpoint)  # the checkpoint holds the trained class weights
+        assert not np.allclose(model.loss_head.class_weights.numpy(), initial)
     else:
         assert isinstance(model.loss, spec.loss)
 
 
-def test_a_loss_trains_with_a_cross_batch_memory_by_name_and_resumes_with_it(tmp_path):
-    """``loss.xbm_memory_size`` wraps the loss in XBM; its memory is checkpointed, so a resumed run equals an uninterrupted one."""
-    overrides = {"loss.name": "multi_similarity", "loss.xbm_memory_size": 40, "loss.xbm_warmup_steps": 1}
-    config = tiny("embedding", steps=4, **overrides)
+XBM_OVERRIDES = {"loss.name": "multi_similarity", "loss.xbm_memory_size": 40, "loss.xbm_warmup_steps": 1}
+
+
+def xbm_memory(config, workdir) -> list[np.ndarray]:
+    """The cross-batch memory's variables (embeddings, labels, rows filled, steps) in the run's last checkpoint."""
+    restored = components.initial_model(config, (8, 8, 1), 10)
+    checkpoint.restore(restored, Workdir(workdir).checkpoint)
+    return [v.numpy() for v in restored.loss.memory.weights]
+
+
+@pytest.fixture(scope="module")
+def xbm_run(tmp_path_factory):
+    config = tiny("embedding", steps=4, **XBM_OVERRIDES)
+    workdir = str(tmp_path_factory.mktemp("xbm"))
+    train_lib.train(config, workdir, out=silent, evaluate_after=False)
+    return config, workdir
+
+
+def test_a_loss_trains_with_a_cross_batch_memory_by_name_and_checkpoints_it(xbm_run):
+    """``loss.xbm_memory_size`` wraps the loss in XBM; the run's checkpoint holds the filled memory."""
+    config, workdir = xbm_run
     model = components.initial_model(config, (8, 8, 1), 10)
     assert isinstance(model.loss, tfc_losses.XBM) and isinstance(model.loss.loss, tfc_losses.MultiSimilarityLoss)
     assert (model.loss.memory_size, model.loss.warmup_steps) == (40, 1)
-
-    reference, resumed = str(tmp_path / "reference"), str(tmp_path / "resumed")
-    train_lib.train(config, reference, out=silent, evaluate_after=False)
-    train_lib.train(tiny("embedding", steps=4, **overrides, **{"train.stop_after_steps": 2}), resumed, out=silent)
-    train_lib.train(config, resumed, out=silent, evaluate_after=False)
-    memories = []
-    for workdir in (reference, resumed):
-        restored = components.initial_model(config, (8, 8, 1), 10)
-        checkpoint.restore(restored, Workdir(workdir).checkpoint)
-        memories.append([v.numpy() for v in restored.loss.memory.weights])
-    embeddings, labels, filled, steps = memories[0]
+    embeddings, labels, filled, steps = xbm_memory(config, workdir)
     assert int(steps) == 4 and int(filled) == 40  # 3 steps after the warm-up, 16 rows each, cut to 40
     assert np.isfinite(embeddings).all() and np.abs(embeddings).sum() > 0 and len(np.unique(labels)) > 1
-    for want, got in zip(*memories):
+
+
+@pytest.mark.slow
+def test_a_run_with_a_cross_batch_memory_resumes_with_it(xbm_run, tmp_path):
+    """Stopped after 2 steps and resumed, the run ends with the memory of the uninterrupted run."""
+    config, reference = xbm_run
+    resumed = str(tmp_path)
+    train_lib.train(tiny("embedding", steps=4, **XBM_OVERRIDES, **{"train.stop_after_steps": 2}), resumed,
+                    out=silent, evaluate_after=False)
+    train_lib.train(config, resumed, out=silent, evaluate_after=False)
+    for want, got in zip(xbm_memory(config, reference), xbm_memory(config, resumed)):
         np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 

@@ -88,3 +88,35 @@ def test_every_public_label_loss_is_registered_or_documented_as_not_by_name():
     }
     assert label_losses - registered == set(NOT_BY_NAME)
     assert not registered & set(NOT_BY_NAME)
+
+
+# The packaged configs that train these losses with `tfcontrast train --config NAME` (configs/*.py).
+PACKAGED = {
+    "multisimilarity_digits": ({"name": "multi_similarity"}, tfc.losses.MultiSimilarityLoss),
+    "xbm_digits": ({"name": "multi_similarity", "xbm_memory_size": 640, "xbm_warmup_steps": 100}, tfc.losses.XBM),
+    "arcface_digits": ({"name": "arcface", "margin": 0.5, "scale": 16.0}, tfc.losses.ArcFaceLoss),
+    "proxy_anchor_digits": ({"name": "proxy_anchor", "margin": 0.1, "alpha": 32.0}, tfc.losses.ProxyAnchorLoss),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PACKAGED))
+def test_a_packaged_config_builds_the_model_with_the_loss_it_names(name):
+    from tfcontrast import config as config_lib
+    from tfcontrast.jobs import components
+
+    section, cls = PACKAGED[name]
+    config = config_lib.validate(config_lib.load(name))
+    assert config.method == "embedding" and {k: config.loss[k] for k in section} == section
+    assert {k: v for k, v in dict(config.loss).items() if k not in section} == {
+        k: v for k, v in registry.losses.get(section["name"]).defaults().items() if k not in section
+    }  # every other key: the loss's registered default
+    model = components.initial_model(config, (8, 8, 1), 10)
+    if registry.losses.get(section["name"]).head:
+        assert model.loss is None and type(model.loss_head) is cls
+        assert tuple(model.loss_head.class_weights.shape) == (10, config.model.embedding_dim)  # classes x width 64
+        assert all(getattr(model.loss_head, k) == v for k, v in section.items() if k != "name")
+    else:
+        assert type(model.loss) is cls
+        if cls is tfc.losses.XBM:
+            assert (model.loss.memory_size, model.loss.warmup_steps) == (640, 100)
+            assert type(model.loss.loss) is tfc.losses.MultiSimilarityLoss
