@@ -203,7 +203,7 @@ def test_config_errors_are_readable_and_write_nothing(tmp_path):
         "--config.loss.margin=0.3", check=False,
     )
     assert switched.returncode == 2 and "Traceback" not in switched.stderr
-    assert "config.loss.margin: unknown key (known keys of config.loss: name, temperature)" in switched.stderr
+    assert "config.loss.margin: unknown key (known keys of config.loss: name, temperature, xbm_memory_size, xbm_warmup_steps)" in switched.stderr
 
     values = tfcontrast(
         "train", "--config", CONFIG, "--workdir", str(workdir), "--config.optimizer.lr=-0.1", "--config.encoder.name=vgg",
@@ -332,7 +332,7 @@ def test_overrides_are_parsed_typed_and_applied_as_the_command_does():
     ])
     assert positional == ["tfcontrast", "train"] and cli._command(positional) == "train"
     config = cli._train_config(overrides)
-    assert config.method == "embedding" and dict(config.loss) == {"name": "supcon", "temperature": 0.05}
+    assert config.method == "embedding" and dict(config.loss) == {"name": "supcon", "temperature": 0.05, "xbm_memory_size": 0, "xbm_warmup_steps": 0}
     assert config.train.jit_compile is True and config.augment.enabled is False
     assert config.eval.recall_ks == (1, 2) and config.model.embedding_dim is None
     _, bad, _ = cli._parse_flags(["tfcontrast", "train", "--config", "directpred_digits", "--config.optimizer.lr=fast"])
