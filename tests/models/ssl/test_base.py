@@ -9,6 +9,7 @@ import tensorflow as tf
 from tfcontrast import losses
 from tfcontrast.models import BarlowTwins, SwAV, VICReg
 from tfcontrast.models.encoders import any_resolution, digits_cnn
+from tfcontrast.models.ssl import collapse
 
 B = 16
 
@@ -40,10 +41,12 @@ def test_the_step_minimises_the_methods_loss_of_the_two_projections(name):
     model = cls(encoder(), projection_dim=8, hidden_dim=12, **kwargs)
     model.compile(optimizer=keras.optimizers.SGD(0.0))  # nothing moves: the step's inputs can be recomputed
     view_1, view_2 = images(8, 1), images(8, 2)
-    logged = model.train_on_batch((view_1, view_2), return_dict=True)["loss"]
+    logs = model.train_on_batch((view_1, view_2), return_dict=True)
     z = model.projector(model.encoder(tf.concat([view_1, view_2], 0), training=True), training=True)
     want = float(loss_fn()(z[:B], z[B:]))
-    assert logged == pytest.approx(want, rel=1e-5)
+    assert logs["loss"] == pytest.approx(want, rel=1e-5)
+    # the projections' effective rank beside proj_std and erank: what shows dimensional collapse here
+    assert logs["proj_erank"] == pytest.approx(float(collapse.effective_rank(z)), rel=1e-4)
     assert {k: model.get_config()[k] for k in kwargs} == kwargs
 
 

@@ -36,9 +36,13 @@ class BarlowTwins(ProjectionLossModel):
     Raises:
         ValueError: a non-positive width or a negative ``lambda_``.
 
-    The collapse indicators in the progress bar (``proj_std``, ``erank``) are
-    those of every two-view method; :func:`tfcontrast.losses.barlow_twins.cross_correlation`
-    of the two views' projections shows how close C is to the identity.
+    The collapse indicators in the progress bar: ``proj_std`` and ``erank``
+    as for every two-view method, and ``proj_erank``, the effective rank of the
+    projections: with ``lambda_=0`` nothing decorrelates the dimensions and it
+    falls towards 1 while ``proj_std`` (of standardised dimensions) does not move
+    (:class:`~tfcontrast.models.ssl.base.ProjectionLossModel`).
+    :func:`tfcontrast.losses.barlow_twins.cross_correlation` of the two views'
+    projections shows how close C is to the identity.
 
     Example:
         >>> encoder = tfc.models.encoders.digits_cnn((8, 8, 1))

@@ -338,6 +338,17 @@ class ProjectionLossModel(TwoViewModel):
         z_1, z_2 = tf.split(projections, 2, axis=0)
         return self.projection_loss(z_1, z_2), projections, representations
 
+    EXTRA_COLLAPSE_METRICS = ("proj_erank",)
+    """Besides ``proj_std`` and ``erank``: the effective rank of the projections. These losses
+    standardise every projection dimension, so ``proj_std`` stays near its ceiling even when every
+    dimension carries the same feature (dimensional collapse); their effective rank falls to 1."""
+
+    def collapse_statistics(self, projections, representations, extras) -> dict:
+        return {
+            **super().collapse_statistics(projections, representations, extras),
+            "proj_erank": collapse.effective_rank(projections),
+        }
+
     INITIAL_LOSS_SCALE = 2.0**10
     """Where dynamic loss scaling starts under ``mixed_float16`` (Keras: 2**15). These losses are sums
     over the projection's dimensions, with gradients far above a mean's; from 2**15 the
