@@ -177,11 +177,22 @@ def test_bad_config_or_data_fails_before_writing_anything(tmp_path):
         train_lib.train(small, str(workdir), out=silent)
     assert not workdir.exists()
 
+    np.savez(npz, images=np.random.default_rng(0).random((40, 8, 8, 1), np.float32), labels=np.arange(40) % 2)
+    with np.load(npz) as archive:
+        images = archive["images"].copy()
+    images[[3, 17], 2, 5, 0] = [np.nan, np.inf]
+    np.savez(npz, images=images, labels=np.arange(40) % 2)
+    with pytest.raises(config_lib.ConfigError, match=r"config\.data\.path: the images hold NaN or inf in 2 example\(s\) \(rows \[3, 17\]\)"):
+        train_lib.train(small, str(workdir), out=silent)
+    assert not workdir.exists()
+
     workdir.mkdir()
     (workdir / "notes.txt").write_text("not a run")
     with pytest.raises(train_lib.RunError, match="is not empty and holds no run"):
         train_lib.train(tiny("directpred"), str(workdir), out=silent)
     assert os.listdir(workdir) == ["notes.txt"]
+    with pytest.raises(train_lib.RunError, match=r"--workdir '.*notes.txt' is a file, not a folder"):
+        train_lib.train(tiny("directpred"), str(workdir / "notes.txt"), out=silent)
 
 
 # one method of every batch kind
@@ -279,4 +290,13 @@ def test_template_on_an_image_folder_trains_evaluates_and_looks_up(tmp_path):
     np.testing.assert_allclose(run.x_train[found.ids[0, 0]], run.x_train[3], atol=1 / 255)
     text = lookup_lib.format_neighbours(found, str(png))
     label = int(found.labels[0, 0])
-    assert label == run.y_train[3] and f"{label} ({['bars', 'dots'][label]})" in text.splitlines()[2]
+    first = next(line for line in text.splitlines() if line.split()[:1] == ["1"])
+    assert label == run.y_train[3] and f"{label} ({['bars', 'dots'][label]})" in first
+    # 8-bit images: the contract records the scale 255; a uint8 .npy query is taken as raw pixels
+    assert summary["input_contract"] == {
+        "format": "tfcontrast.input_contract", "version": 1, "shape": [8, 8, 1], "dtype": "float32",
+        "range": [0.0, 1.0], "scale": 255.0,
+    }
+    np.save(tmp_path / "q.npy", (run.x_train[3:4] * 255).round().astype(np.uint8))
+    raw = lookup_lib.lookup(str(workdir), str(tmp_path / "q.npy"), k=2)
+    np.testing.assert_array_equal(raw.ids, found.ids)

@@ -160,6 +160,12 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
             first = data[0]
             if len(data) >= 2 and _same_example_shape(first, data[1]):
                 return first, data[1]
+            if len(data) >= 2 and _image_batches(first, data[1]):
+                raise ValueError(
+                    f"{type(self).__name__} received two views of different sizes, {_shape(first)} and "
+                    f"{_shape(data[1])}: both views go through the encoder as one batch, so they must have the "
+                    "same shape. Crop or resize both to one size (TwoViewAugmentation(image_size=...) does)."
+                )
             data = first
         if self.augment is None:
             raise ValueError(
@@ -227,6 +233,16 @@ def encoder_feature_dim(encoder) -> int:
     if len(shape) != 2 or shape[-1] is None:
         raise ValueError(f"`encoder` must output [batch, features], got output shape {shape}.")
     return int(shape[-1])
+
+
+def _shape(x) -> list:
+    return tf.TensorShape(getattr(x, "shape", ())).as_list()
+
+
+def _image_batches(a, b) -> bool:
+    """Two batches of images (rank >= 4 each: ``[B, h, w, c]``), whatever their sizes: views, not images and labels."""
+    rank_a, rank_b = tf.TensorShape(getattr(a, "shape", ())).rank, tf.TensorShape(getattr(b, "shape", ())).rank
+    return rank_a is not None and rank_b is not None and rank_a >= 4 and rank_b >= 4
 
 
 def _same_example_shape(a, b) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfcontrast import distances, distribute
+from tfcontrast.linalg import symmetric_eigvalsh
 
 
 def _global_moments(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
@@ -44,13 +45,13 @@ def effective_rank(embeddings: tf.Tensor) -> tf.Tensor:
 
     The singular values come from the eigenvalues of the global covariance
     (``sigma_k = sqrt(n * lambda_k)``; the factor cancels in p), so replicas
-    exchange d x d sums, not embeddings.
+    exchange d x d sums, not embeddings. Non-finite embeddings give NaN.
     """
     h = tf.cast(embeddings, tf.float32)
     _, mean, second = _global_moments(h)
     covariance = second - mean[:, None] * mean[None, :]
-    eigenvalues = tf.linalg.eigvalsh(0.5 * (covariance + tf.transpose(covariance)))
+    eigenvalues = symmetric_eigvalsh(covariance)  # NaN (not an error) for non-finite embeddings
     sigma = tf.sqrt(tf.maximum(eigenvalues, 0.0))
     p = tf.math.divide_no_nan(sigma, tf.reduce_sum(sigma))
     entropy = -tf.reduce_sum(tf.where(p > 0, p * tf.math.log(tf.maximum(p, 1e-30)), tf.zeros_like(p)))
-    return tf.exp(entropy)
+    return tf.where(tf.reduce_all(tf.math.is_finite(eigenvalues)), tf.exp(entropy), float("nan"))
