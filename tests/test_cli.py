@@ -347,7 +347,8 @@ def test_configs_lists_every_packaged_config_and_shows_one():
         assert f"  {name}  " in listed or f"  {name} " in listed, name
     assert "DirectPred on the bundled digits: the default run." in listed
     assert cli._configs(["show", "supcon_digits"]) == packaged_configs.text("supcon_digits").rstrip("\n")
-    with pytest.raises(cli.UsageError, match=re.escape(f"no packaged config 'nope'; packaged: {', '.join(packaged_configs.names())}")):
+    every = re.escape(", ".join(packaged_configs.names()))
+    with pytest.raises(cli.UsageError, match=f"no packaged config 'nope'; packaged: {every}$"):
         cli._configs(["show", "nope"])
     assert cli._command(["tfcontrast", "configs", "show", "x"]) == "configs"
     with pytest.raises(cli.UsageError):
