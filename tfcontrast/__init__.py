@@ -9,9 +9,9 @@ tf.distribute with global-batch semantics, and similarity search.
 """
 
 from tfcontrast.version import __version__
-from tfcontrast import augment, callbacks, data, distances, distribute, export, index, losses, models, plots, probe
+from tfcontrast import augment, callbacks, data, distances, distribute, export, index, losses, models, plots, probe, text
 
 __all__ = [
     "__version__", "augment", "callbacks", "data", "distances", "distribute", "export", "index", "losses",
-    "models", "plots", "probe",
+    "models", "plots", "probe", "text",
 ]

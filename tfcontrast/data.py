@@ -513,3 +513,7 @@ def triplet_dataset(
         lambda step: (tuple(tf.gather(x_t, i) for i in sample(step)),), num_parallel_calls=tf.data.AUTOTUNE
     )
     return _finish(dataset, steps, augment, image_paths=[0, 1, 2])
+
+
+# The docstring corpus lives with the text code; re-exported as tfcontrast.data.load_docstrings.
+from tfcontrast.text.docstrings import load_docstrings  # noqa: E402,F401

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+import numpy as np
 import tensorflow as tf
 
 HALF_DTYPES = (tf.float16, tf.bfloat16)
@@ -105,6 +106,13 @@ def check_fraction(value: float, name: str, *, inclusive_high: bool = False) -> 
         bound = "]" if inclusive_high else ")"
         raise ValueError(f"`{name}` must lie in [0, 1{bound}, got {value!r}.")
     return float(value)
+
+
+def check_int(value, name: str, minimum: int) -> int:
+    """Raises ``ValueError`` unless ``value`` is an int (not a bool) >= ``minimum``; returns it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
+    return int(value)
 
 
 def _is_finite_number(value) -> bool:

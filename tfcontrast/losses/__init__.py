@@ -13,13 +13,19 @@ class                      called on                            function
 ``SimSiamLoss``            (prediction, target projection)      ``negative_cosine_similarity``
 =========================  ===================================  ======================
 
+Text: ``MultipleNegativesRankingLoss`` on (queries, passages), function
+``multiple_negatives_ranking_loss``; ``NegativeSamplingLoss`` on (positive
+logits, negative logits), function ``negative_sampling_loss``.
+
 Batch-level losses (triplet, NT-Xent, SupCon) gather candidates across
 replicas under a ``tf.distribute`` strategy and return the replica's share of
 the global loss.
 """
 
 from tfcontrast.losses.contrastive import ContrastiveLoss, contrastive_loss
+from tfcontrast.losses.negative_sampling import NegativeSamplingLoss, negative_sampling_loss
 from tfcontrast.losses.ntxent import NTXentLoss, SupConLoss, nt_xent_loss, supcon_loss
+from tfcontrast.losses.ranking import MultipleNegativesRankingLoss, multiple_negatives_ranking_loss
 from tfcontrast.losses.regression import BYOLLoss, SimSiamLoss, byol_loss, negative_cosine_similarity
 from tfcontrast.losses.triplet import (
     TripletHardLoss,
@@ -33,6 +39,8 @@ from tfcontrast.losses.triplet import (
 __all__ = [
     "BYOLLoss",
     "ContrastiveLoss",
+    "MultipleNegativesRankingLoss",
+    "NegativeSamplingLoss",
     "NTXentLoss",
     "SimSiamLoss",
     "SupConLoss",
@@ -41,7 +49,9 @@ __all__ = [
     "TripletSemiHardLoss",
     "byol_loss",
     "contrastive_loss",
+    "multiple_negatives_ranking_loss",
     "negative_cosine_similarity",
+    "negative_sampling_loss",
     "nt_xent_loss",
     "supcon_loss",
     "triplet_hard_loss",

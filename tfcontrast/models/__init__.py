@@ -3,13 +3,16 @@
 from tfcontrast.models import encoders, heads, siamese, ssl
 from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
 from tfcontrast.models.ssl import BYOL, DirectPred, SimCLR, SimSiam
+from tfcontrast.models.text import DeCLUTR, SimCSE
 
 __all__ = [
     "BYOL",
+    "DeCLUTR",
     "DirectPred",
     "EmbeddingModel",
     "SiameseNetwork",
     "SimCLR",
+    "SimCSE",
     "SimSiam",
     "encoders",
     "heads",

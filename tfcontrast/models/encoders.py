@@ -24,6 +24,8 @@ from typing import Sequence
 
 import keras
 
+from tfcontrast.text.encoders import text_cnn, text_transformer  # noqa: F401 - re-exported
+
 STEMS = ("cifar", "imagenet")
 
 

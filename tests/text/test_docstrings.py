@@ -1,0 +1,73 @@
+"""The docstring corpus, on small real packages so the walk stays fast."""
+
+import warnings
+
+import pytest
+
+import tfcontrast as tfc
+from tfcontrast.text import docstrings
+
+
+@pytest.fixture(scope="module")
+def numpy_docs():
+    # numpy.linalg alone would skip the walk; the whole of numpy takes a second or two.
+    return tfc.data.load_docstrings(("numpy",), min_words=80)
+
+
+def test_names_are_ids_modules_are_labels_and_versions_are_recorded(numpy_docs):
+    import numpy
+
+    assert "numpy.linalg.eigh" in numpy_docs.ids
+    i = numpy_docs.ids.index("numpy.linalg.eigh")
+    assert numpy_docs.labels[i] == "numpy.linalg"
+    assert "eigenvalues" in numpy_docs.texts[i].lower()
+    meta = numpy_docs.metadata
+    assert meta["source"] == "docstrings" and meta["versions"] == {"numpy": numpy.__version__}
+    assert meta["min_words"] == 80 and not meta["truncated"]
+
+
+def test_every_document_is_public_long_enough_and_unique(numpy_docs):
+    assert len(numpy_docs) > 300
+    assert all(len(t.split()) >= 80 for t in numpy_docs.texts)
+    assert not any(part.startswith("_") for name in numpy_docs.ids for part in name.split("."))
+    assert len(set(numpy_docs.texts)) == len(numpy_docs.texts)
+    assert list(numpy_docs.ids) == sorted(numpy_docs.ids)
+
+
+def test_an_alias_is_kept_once_under_the_first_name(numpy_docs):
+    # numpy.abs is numpy.absolute: one text, the name first in sorted order.
+    assert "numpy.abs" in numpy_docs.ids and "numpy.absolute" not in numpy_docs.ids
+
+
+def test_the_corpus_is_deterministic(numpy_docs):
+    again = tfc.data.load_docstrings(("numpy",), min_words=80)
+    assert again.ids == numpy_docs.ids and again.texts == numpy_docs.texts
+
+
+def test_a_time_budget_of_zero_truncates_with_a_warning():
+    with pytest.warns(UserWarning, match="time_budget"):
+        partial = tfc.data.load_docstrings(("numpy",), min_words=80, time_budget=0.0)
+    assert partial.metadata["truncated"] and partial.metadata["modules"] == 1  # only the top-level module
+
+
+def test_bad_packages_are_refused():
+    with pytest.raises(ValueError, match="cannot be imported"):
+        tfc.data.load_docstrings(("no_such_package_xyz",))
+    with pytest.raises(ValueError, match="`packages`"):
+        tfc.data.load_docstrings("numpy")
+    with pytest.raises(ValueError, match="min_words"):
+        tfc.data.load_docstrings(("numpy",), min_words=10**6)
+
+
+def test_private_and_test_modules_are_never_walked():
+    assert not docstrings._is_public("numpy._core.numeric")
+    assert not docstrings._is_public("scipy.linalg.tests.test_basic")
+    assert docstrings._is_public("scipy.linalg")
+
+
+def test_import_quietly_swallows_failures_and_output(capsys):
+    assert docstrings._import_quietly("no_such_module_xyz") is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert docstrings._import_quietly("this") is not None  # prints the Zen of Python on first import
+    assert "Beautiful is better" not in capsys.readouterr().out
