@@ -59,7 +59,7 @@ RECIPE = {
     "depth": 2,
     "heads": 4,
     "dropout": 0.1,
-    "final_norm": "tokens",
+    "final_norm": "pooled",
     "batch_size": 64,
     "lr": 1e-3,
     "warmup": 100,
@@ -85,7 +85,10 @@ def settings(overrides: list[str], quick: bool) -> dict:
             recipe[key] = {**recipe[key], **value} if isinstance(value, dict) else value
     for item in overrides:
         key, _, value = item.partition("=")
-        parsed = json.loads(value) if value[:1] in "0123456789-[{tfn" else value
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
         section, _, name = key.rpartition(".")
         (recipe[section] if section else recipe)[name] = parsed
     return recipe

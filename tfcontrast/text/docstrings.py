@@ -9,6 +9,13 @@ names (re-exports, aliases, inherited docstrings) is kept once, under the
 first name met. Nothing is downloaded and no text is stored in this
 repository.
 
+Some docstrings are generated at import time and vary from run to run: SciPy
+fills distribution examples with unseeded random draws (their lines end in
+``# may vary``) and prints Python sets of names, whose order follows the
+string hash seed. :func:`canonical_text` removes both (drops the ``# may
+vary`` lines, sorts the elements of ``{'a', 'b'}`` sets), so the corpus is the
+same in every process.
+
 Importing arbitrary modules can be slow, noisy or fail: each module is
 imported with warnings and Python-level output silenced; one that raises is
 skipped (counted in ``metadata["skipped_modules"]``); private modules
@@ -26,6 +33,7 @@ import importlib.metadata
 import inspect
 import io
 import pkgutil
+import re
 import time
 import warnings
 from typing import Sequence
@@ -37,6 +45,8 @@ DEFAULT_PACKAGES = ("numpy", "scipy", "sklearn")
 SKIPPED_PARTS = frozenset({"tests", "test", "testing", "conftest", "setup", "__main__", "benchmarks"})
 # Import names whose distribution has another name (for the recorded version).
 DISTRIBUTIONS = {"sklearn": "scikit-learn", "PIL": "pillow", "faiss": "faiss-cpu"}
+_MAY_VARY = re.compile(r"^.*#\s*may vary\s*$\n?", re.MULTILINE)
+_STRING_SET = re.compile(r"\{('[^'{}]*'(?:, '[^'{}]*')+)\}")
 
 
 def load_docstrings(
@@ -116,6 +126,12 @@ def load_docstrings(
     )
 
 
+def canonical_text(text: str) -> str:
+    """``text`` without the parts that change between runs: ``# may vary`` lines, the order of string sets."""
+    text = _MAY_VARY.sub("", text)
+    return _STRING_SET.sub(lambda m: "{" + ", ".join(sorted(m.group(1).split(", "))) + "}", text)
+
+
 def _import_quietly(name: str):
     """The module, or ``None`` when importing it raises (anything but Ctrl-C)."""
     sink = io.StringIO()
@@ -179,4 +195,4 @@ def _public_docstrings(module):
             except Exception:  # noqa: BLE001 - lazy attributes may fail to load
                 continue
             if isinstance(text, str) and text.strip():
-                yield name, text.strip()
+                yield name, canonical_text(text).strip()

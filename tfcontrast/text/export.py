@@ -5,7 +5,7 @@ SavedModel whose signatures take ``tf.string [batch]``, so TF Serving,
 ``tf.saved_model.load`` or ``saved_model_cli`` use it with no tokeniser and no
 tfcontrast installed:
 
-* ``embed``: ``text`` -> ``{"embeddings": float32 [batch, dim]}``;
+* ``embed`` (also ``serving_default``): ``text`` -> ``{"embeddings": float32 [batch, dim]}``;
 * ``lookup`` (with ``names`` and ``embeddings``): ``text`` ->
   ``{"names": string [batch, k], "scores": float32 [batch, k]}``, the ``k``
   documents with the highest cosine similarity, best first (an exact search
