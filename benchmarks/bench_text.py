@@ -101,19 +101,10 @@ def method_config(recipe: dict, method: str) -> dict:
 
 def make_encoder(config: dict, seed: int) -> keras.Model:
     keras.utils.set_random_seed(seed)
-    if config["encoder"] == "cnn":
-        return tfc.models.encoders.text_cnn(
-            config["vocab_size"], config["sequence_length"], dim=config["dim"], dropout=config["dropout"]
-        )
-    return tfc.models.encoders.text_transformer(
-        config["vocab_size"],
-        config["sequence_length"],
-        dim=config["dim"],
-        depth=config["depth"],
-        heads=config["heads"],
-        dropout=config["dropout"],
-        final_norm=config["final_norm"],
-    )
+    options = {"dim": config["dim"], "dropout": config["dropout"]}
+    if config["encoder"] == "transformer":
+        options.update(depth=config["depth"], heads=config["heads"], final_norm=config["final_norm"])
+    return tfc.text.text_encoder(config["encoder"], config["vocab_size"], config["sequence_length"], **options)
 
 
 def optimizer(config: dict) -> keras.optimizers.Optimizer:
@@ -141,7 +132,7 @@ def train_method(method: str, config: dict, token_ids, seed: int) -> tuple[keras
         )
     model.compile(optimizer=optimizer(config))
     start = time.perf_counter()
-    history = model.fit(stream, steps_per_epoch=config["steps"], epochs=1, verbose=0)
+    history = model.fit(stream, steps_per_epoch=config["steps"], epochs=1, verbose=0, shuffle=False)
     info = {"fit_s": time.perf_counter() - start, "steps": config["steps"], "final_loss": history.history["loss"][-1]}
     return encoder, info
 
@@ -155,7 +146,8 @@ def train_skipgram(config: dict, token_ids, vocabulary, seed: int):
     model.adapt(token_ids)
     model.compile(optimizer=keras.optimizers.Adam(config["lr"]))
     start = time.perf_counter()
-    history = model.fit(model.dataset(token_ids, config["batch_size"], epochs=config["epochs"], seed=seed), verbose=0)
+    stream = model.dataset(token_ids, config["batch_size"], epochs=config["epochs"], seed=seed)
+    history = model.fit(stream, verbose=0, shuffle=False)
     return model, {"fit_s": time.perf_counter() - start, "final_loss": history.history["loss"][-1]}
 
 
@@ -176,9 +168,10 @@ def main(argv=None) -> dict:
     baselines = [b for b in args.baselines.split(",") if b]
 
     docs = tfc.data.load_docstrings(tuple(args.packages.split(",")), min_words=args.min_words)
-    train, held_out = docs.split(0.2, seed=args.seed)
-    if args.validation:
-        train, held_out = train.split(0.2, seed=args.seed)
+    if args.validation:  # model selection: split the training part again, never touch the held-out part
+        docs = docs.split(0.2, seed=args.seed)[0]
+    data = tfc.text.prepare_text_data(docs, recipe["vocab_size"], recipe["sequence_length"], 0.2, args.seed)
+    train, held_out, vectorizer, token_ids = data.train, data.held_out, data.vectorizer, data.token_ids
     tasks = tfc.text.retrieval_tasks(held_out, seed=args.seed)
     print(
         f"corpus: {len(docs)} docstrings of {docs.metadata['versions']} (>= {args.min_words} words); "
@@ -186,11 +179,8 @@ def main(argv=None) -> dict:
         f"(span queries {len(tasks['span'])}, summary queries {len(tasks['summary'])})"
     )
     print("recipe:", json.dumps(recipe))
-
-    vectorizer = tfc.text.build_vectorizer(train.texts, recipe["vocab_size"], recipe["sequence_length"])
     vocabulary = vectorizer.get_vocabulary()
-    recipe["vocab_size"] = len(vocabulary)
-    token_ids = tfc.text.tokenize(vectorizer, train.texts)
+    recipe["vocab_size"] = data.vocab_size
     results, info = {}, {}
 
     def evaluate(name, embed, extra=None):
@@ -224,9 +214,7 @@ def main(argv=None) -> dict:
     print(tfc.text.format_table(results))
     print("\nfit wall time (s, shared machine):", {k: round(v["fit_s"], 1) for k, v in info.items() if "fit_s" in v})
     output = {
-        "corpus": docs.metadata,
-        "train": len(train),
-        "evaluated": len(held_out),
+        "data": data.metadata(),
         "validation": args.validation,
         "recipe": recipe,
         "results": results,

@@ -22,6 +22,10 @@ name                            what                                            
 ``evaluate_text_retrieval``     span -> span and summary -> body retrieval                  ``evaluation``
 ``tfidf_embedder``              the TF-IDF baseline                                         ``evaluation``
 ``export_text_model``           SavedModel with ``embed`` and ``lookup`` on raw strings     ``export``
+``prepare_text_data``           load, split, adapt the vectorizer, tokenise: ``TextData``   ``pipeline``
+``text_encoder``                an encoder by name                                          ``pipeline``
+``evaluate_text_encoder``       held-out retrieval of an encoder next to baselines          ``pipeline``
+``export_text_index``           SavedModel whose ``lookup`` returns document names          ``pipeline``
 ==============================  ==========================================================  ===============
 
 The methods that train sentence encoders, :class:`tfcontrast.models.SimCSE`
@@ -49,6 +53,7 @@ from tfcontrast.text.evaluation import (
     tfidf_embedder,
 )
 from tfcontrast.text.export import export_text_model
+from tfcontrast.text.pipeline import TextData, evaluate_text_encoder, export_text_index, prepare_text_data, text_encoder
 from tfcontrast.text.skipgram import SkipGram, skipgram_dataset, skipgram_pairs
 from tfcontrast.text.streams import declutr_batches, simcse_batches
 from tfcontrast.text.vectorizer import build_vectorizer, embedder, string_encoder, token_counts, tokenize
@@ -58,24 +63,29 @@ __all__ = [
     "Documents",
     "RetrievalTask",
     "SkipGram",
+    "TextData",
     "build_vectorizer",
     "declutr_batches",
     "declutr_spans",
     "documents_from_texts",
     "embedder",
+    "evaluate_text_encoder",
     "evaluate_text_retrieval",
+    "export_text_index",
     "export_text_model",
     "format_table",
     "load_docstrings",
     "load_documents",
     "load_jsonl",
     "load_text_folder",
+    "prepare_text_data",
     "retrieval_tasks",
     "simcse_batches",
     "skipgram_dataset",
     "skipgram_pairs",
     "string_encoder",
     "text_cnn",
+    "text_encoder",
     "text_transformer",
     "tfidf_embedder",
     "token_counts",

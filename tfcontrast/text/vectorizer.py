@@ -85,8 +85,8 @@ def tokenize(vectorizer: keras.layers.TextVectorization, texts: Sequence[str]) -
     texts = _check_texts(texts, "texts")
     config = vectorizer.get_config()
     ragged = keras.layers.TextVectorization(
-        standardize=vectorizer._standardize,  # the callable itself, not its serialised form
-        split=vectorizer._split,
+        standardize=config["standardize"],  # the callable itself (get_config does not serialise it)
+        split=config["split"],
         vocabulary=vectorizer.get_vocabulary(),
         output_mode="int",
         ragged=True,
@@ -120,7 +120,10 @@ def embedder(
 ) -> Callable[[Sequence[str]], np.ndarray]:
     """``texts -> float32 [n, dim]`` through a string model (:func:`string_encoder`), in batches."""
 
-    predict = tf.function(lambda batch: tf.cast(model(batch, training=False), tf.float32))
+    predict = tf.function(
+        lambda batch: tf.cast(model(batch, training=False), tf.float32),
+        input_signature=[tf.TensorSpec([None], tf.string)],
+    )
 
     def embed(texts: Sequence[str]) -> np.ndarray:
         texts = _check_texts(texts, "texts")
