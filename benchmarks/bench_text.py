@@ -65,6 +65,7 @@ RECIPE = {
     "warmup": 100,
     "simcse": {"steps": 800, "temperature": 0.05},
     "declutr": {"steps": 800, "temperature": 0.05, "num_anchors": 1, "num_positives": 1, "min_length": 16},
+    "pairs": {"steps": 400, "temperature": 0.05},
     "skipgram": {"dim": 128, "window": 5, "num_negatives": 5, "epochs": 2, "batch_size": 2048, "lr": 3e-3},
 }
 QUICK = {
@@ -74,6 +75,7 @@ QUICK = {
     "depth": 1,
     "simcse": {"steps": 30},
     "declutr": {"steps": 30},
+    "pairs": {"steps": 30},
     "skipgram": {"epochs": 1},
 }
 
@@ -115,25 +117,48 @@ def optimizer(config: dict) -> keras.optimizers.Optimizer:
     return keras.optimizers.AdamW(schedule, weight_decay=0.01)
 
 
-def train_method(method: str, config: dict, token_ids, seed: int) -> tuple[keras.Model, dict]:
-    encoder = make_encoder(config, seed)
-    if method == "simcse":
-        model = tfc.models.SimCSE(encoder, temperature=config["temperature"])
-        stream = tfc.text.simcse_batches(token_ids, config["batch_size"], config["sequence_length"], seed=seed)
-    else:
-        model = tfc.models.DeCLUTR(
-            encoder,
-            num_anchors=config["num_anchors"],
-            num_positives=config["num_positives"],
-            temperature=config["temperature"],
-        )
-        stream = model.batches(
-            token_ids, config["batch_size"], config["sequence_length"], min_length=config["min_length"], seed=seed
-        )
-    model.compile(optimizer=optimizer(config))
-    start = time.perf_counter()
-    history = model.fit(stream, steps_per_epoch=config["steps"], epochs=1, verbose=0, shuffle=False)
-    info = {"fit_s": time.perf_counter() - start, "steps": config["steps"], "final_loss": history.history["loss"][-1]}
+def simcse_stage(encoder, config, data, seed):
+    model = tfc.models.SimCSE(encoder, temperature=config["temperature"])
+    return model, tfc.text.simcse_batches(data.token_ids, config["batch_size"], config["sequence_length"], seed=seed)
+
+
+def declutr_stage(encoder, config, data, seed):
+    model = tfc.models.DeCLUTR(
+        encoder, num_anchors=config["num_anchors"], num_positives=config["num_positives"],
+        temperature=config["temperature"],
+    )
+    stream = model.batches(
+        data.token_ids, config["batch_size"], config["sequence_length"], min_length=config["min_length"], seed=seed
+    )
+    return model, stream
+
+
+def pairs_stage(encoder, config, data, seed):
+    """(first paragraph, rest) pairs of the training docstrings, in-batch negatives (MNRL)."""
+    pairs = tfc.text.evaluation.summary_task(data.train)
+    queries = tfc.text.tokenize(data.vectorizer, pairs.queries)
+    passages = tfc.text.tokenize(data.vectorizer, pairs.targets)
+    model = tfc.models.DualEncoder(encoder, scale=1.0 / config["temperature"])
+    return model, tfc.text.pair_batches(queries, passages, config["batch_size"], config["sequence_length"], seed=seed)
+
+
+# A method is one stage or several run one after the other on the same encoder ("declutr+pairs").
+STAGES = {"simcse": simcse_stage, "declutr": declutr_stage, "pairs": pairs_stage}
+
+
+def train_method(method: str, recipe: dict, data, seed: int) -> tuple[keras.Model, dict]:
+    stages = method.split("+")
+    encoder = make_encoder(method_config(recipe, stages[0]), seed)
+    info = {"fit_s": 0.0, "steps": 0}
+    for stage in stages:
+        config = method_config(recipe, stage)
+        model, stream = STAGES[stage](encoder, config, data, seed)
+        model.compile(optimizer=optimizer(config))
+        start = time.perf_counter()
+        history = model.fit(stream, steps_per_epoch=config["steps"], epochs=1, verbose=0, shuffle=False)
+        info["fit_s"] += time.perf_counter() - start
+        info["steps"] += config["steps"]
+        info[f"{stage}_final_loss"] = history.history["loss"][-1]
     return encoder, info
 
 
@@ -206,8 +231,7 @@ def main(argv=None) -> dict:
             extra,
         )
     for method in methods:
-        config = method_config(recipe, method)
-        encoder, extra = train_method(method, config, token_ids, args.seed)
+        encoder, extra = train_method(method, recipe, data, args.seed)
         evaluate(method, tfc.text.embedder(tfc.text.string_encoder(vectorizer, encoder)), extra)
 
     print()

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcontrast.text import declutr_batches, simcse_batches
+from tfcontrast.text import declutr_batches, pair_batches, simcse_batches
 
 
 def corpus(n=12, seed=0):
@@ -79,3 +79,16 @@ def test_bad_arguments_are_named():
         declutr_batches(ids, 2, 16, min_length=10, max_length=5)
     with pytest.raises(ValueError, match="`word_dropout`"):
         simcse_batches(ids, 2, 16, word_dropout=1.0)
+
+
+def test_pair_batches_keep_pairs_aligned_and_cut_to_the_first_tokens():
+    queries = corpus(10, seed=1)
+    passages = corpus(10, seed=2)
+    for q, p in pair_batches(queries, passages, batch_size=10, sequence_length=8, steps=2):
+        assert q.shape == (10, 8) and p.shape == (10, 8)
+        for q_row, p_row in zip(q.numpy(), p.numpy()):
+            q_doc, q_pos = decode(q_row)
+            p_doc, p_pos = decode(p_row)
+            assert set(q_doc) == set(p_doc) and q_pos.tolist() == list(range(8)) == p_pos.tolist()
+    with pytest.raises(ValueError, match="`query_ids` has 10 rows but `passage_ids` has 9"):
+        pair_batches(queries, corpus(9), 2, 8)

@@ -3,12 +3,13 @@
 from tfcontrast.models import encoders, heads, siamese, ssl
 from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
 from tfcontrast.models.ssl import BYOL, DirectPred, SimCLR, SimSiam
-from tfcontrast.models.text import DeCLUTR, SimCSE
+from tfcontrast.models.text import DeCLUTR, DualEncoder, SimCSE
 
 __all__ = [
     "BYOL",
     "DeCLUTR",
     "DirectPred",
+    "DualEncoder",
     "EmbeddingModel",
     "SiameseNetwork",
     "SimCLR",

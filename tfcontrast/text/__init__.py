@@ -18,6 +18,7 @@ name                            what                                            
 ``declutr_spans`` & co.         DeCLUTR spans, windows, word dropout / deletion             ``views``
 ``simcse_batches``              SimCSE training stream                                      ``streams``
 ``declutr_batches``             DeCLUTR training stream                                     ``streams``
+``pair_batches``                (query, passage) stream of ``DualEncoder``                  ``streams``
 ``SkipGram``                    word2vec skip-gram with negative sampling                   ``skipgram``
 ``evaluate_text_retrieval``     span -> span and summary -> body retrieval                  ``evaluation``
 ``tfidf_embedder``              the TF-IDF baseline                                         ``evaluation``
@@ -55,7 +56,7 @@ from tfcontrast.text.evaluation import (
 from tfcontrast.text.export import export_text_model
 from tfcontrast.text.pipeline import TextData, evaluate_text_encoder, export_text_index, prepare_text_data, text_encoder
 from tfcontrast.text.skipgram import SkipGram, skipgram_dataset, skipgram_pairs
-from tfcontrast.text.streams import declutr_batches, simcse_batches
+from tfcontrast.text.streams import declutr_batches, pair_batches, simcse_batches
 from tfcontrast.text.vectorizer import build_vectorizer, embedder, string_encoder, token_counts, tokenize
 from tfcontrast.text.views import declutr_spans, word_deletion, word_dropout
 
@@ -78,6 +79,7 @@ __all__ = [
     "load_documents",
     "load_jsonl",
     "load_text_folder",
+    "pair_batches",
     "prepare_text_data",
     "retrieval_tasks",
     "simcse_batches",

@@ -16,7 +16,10 @@ Streams:
 * :func:`simcse_batches`: ``ids [B, L]``, one random window per document
   (SimCSE's two views come from dropout in the encoder);
 * :func:`declutr_batches`: ``(anchors [B*A, L], positives [B*A, P, L])``
-  DeCLUTR spans (:func:`tfcontrast.text.views.declutr_spans`).
+  DeCLUTR spans (:func:`tfcontrast.text.views.declutr_spans`);
+* :func:`pair_batches`: ``(queries [B, L], passages [B, L])``, the first
+  ``L`` tokens of ``B`` distinct (query, passage) pairs
+  (:class:`tfcontrast.models.DualEncoder`).
 
 Under a ``tf.distribute`` strategy ``batch_size`` is the global batch; every
 component has the same leading dimension, so Keras splits it across replicas
@@ -113,6 +116,42 @@ def declutr_batches(
         anchors = tf.reshape(anchors, [batch_size * num_anchors, sequence_length])
         positives = tf.reshape(positives, [batch_size * num_anchors, num_positives, sequence_length])
         return anchors, positives
+
+    return _stream(batch, steps)
+
+
+def pair_batches(
+    query_ids: tf.RaggedTensor,
+    passage_ids: tf.RaggedTensor,
+    batch_size: int,
+    sequence_length: int,
+    seed: int = 0,
+    steps: int | None = None,
+) -> tf.data.Dataset:
+    """Batches ``(queries int32 [B, L], passages int32 [B, L])`` of ``B`` distinct pairs, each cut to its first L tokens.
+
+    Args:
+        query_ids, passage_ids: ``[pairs, (tokens)]`` ragged ids; row i of each forms pair i.
+        batch_size, sequence_length, seed, steps: as in :func:`simcse_batches`.
+
+    Raises:
+        ValueError: a different number of queries and passages, or the checks of :func:`simcse_batches`.
+    """
+    query_ids, batch_size, sequence_length = _check(query_ids, batch_size, sequence_length)
+    passage_ids, _, _ = _check(passage_ids, batch_size, sequence_length)
+    if int(query_ids.nrows()) != int(passage_ids.nrows()):
+        raise ValueError(
+            f"`query_ids` has {int(query_ids.nrows())} rows but `passage_ids` has {int(passage_ids.nrows())}."
+        )
+    query_lengths = tf.minimum(tf.cast(query_ids.row_lengths(), tf.int32), sequence_length)
+    passage_lengths = tf.minimum(tf.cast(passage_ids.row_lengths(), tf.int32), sequence_length)
+
+    def batch(step):
+        rows = _distinct_rows(views.derive_seed(_step_seed(seed, step), 0), tf.size(query_lengths), batch_size)
+        starts = tf.zeros_like(rows)
+        queries = views.gather_spans(query_ids, rows, starts, tf.gather(query_lengths, rows), sequence_length)
+        passages = views.gather_spans(passage_ids, rows, starts, tf.gather(passage_lengths, rows), sequence_length)
+        return queries, passages
 
     return _stream(batch, steps)
 
