@@ -20,13 +20,23 @@ measures side by side in one run (methods interleaved, median over repeats):
    size / N, which includes ids, labels and the faiss bytes);
 5. in a fresh subprocess (so its peak memory is its own), exact batched
    search over 1,000,000 references: build time, seconds per batch of 1,000
-   queries, resident memory.
+   queries, resident memory;
+6. ``MilvusIndex`` on Milvus Lite (in-process, a fresh ``.db`` in a temporary
+   folder) on the same references and queries: insert throughput (upserts in
+   batches, then ``flush`` which seals and indexes the segments, timed apart),
+   query throughput and recall@10 against the exact top 10, for
+   ``index_type="AUTOINDEX"`` (HNSW in Lite) and ``"FLAT"`` (exact), next to the
+   faiss Index's build and query numbers. Milvus Lite is a pure-Python engine
+   (NumPy / faiss per segment, a gRPC round trip per call); it is expected to
+   be slower: the point is the number. Skipped without pymilvus/milvus-lite.
 
 faiss and TensorFlow use every core (2 on the reference machine). Timings on a
 shared machine are noisy; the ratios are taken within one run.
 
 Run:  python benchmarks/bench_index.py            (N = 100,000; 1,000,000 for part 5; ~6 min on 2 cores)
       python benchmarks/bench_index.py --quick    (N = 20,000; 200,000 for part 5)
+      python benchmarks/bench_index.py --n 2000 --queries 200 --large 0 --repeats 1   (a smoke run)
+      python benchmarks/bench_index.py --no-milvus                                   (faiss only)
 """
 
 from __future__ import annotations
@@ -254,35 +264,110 @@ def bench_large(n: int, n_batches: int) -> dict:
     }
 
 
+def bench_milvus(refs: np.ndarray, queries: np.ndarray, truth: np.ndarray, tmp: str) -> dict:
+    """Milvus Lite insert / flush / query throughput and recall@10 (part 6)."""
+    from tfcontrast.index import MilvusIndex
+
+    out = {}
+    ids = np.arange(len(refs))
+    for index_type in ("AUTOINDEX", "FLAT"):
+        idx = MilvusIndex(os.path.join(tmp, f"milvus_{index_type}.db"), "bench", "cosine", index_type)
+        insert = timed(lambda: idx.add(refs, ids=ids))
+        flush = timed(idx.flush)
+        idx.search(queries[:BATCH], K)  # warm-up
+        found, seconds = [], 0.0
+        for b in batches(queries):
+            started = time.perf_counter()
+            found.append(idx.search(b, K).ids)
+            seconds += time.perf_counter() - started
+        out[index_type] = {
+            "insert_rows_per_second": len(refs) / insert,
+            "insert_seconds": insert,
+            "flush_and_index_seconds": flush,
+            "qps": len(queries) / seconds,
+            "recall@10": recall_at_k(np.concatenate(found), truth),
+        }
+        idx.drop()
+        idx.close()
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="N = 20,000 and 200,000 for the large case")
+    parser.add_argument("--n", type=int, help="references (default 100,000; 20,000 with --quick)")
+    parser.add_argument("--queries", type=int, help="queries (default 10,000; 2,000 with --quick)")
+    parser.add_argument("--large", type=int, help="references of part 5 (0 skips it)")
+    parser.add_argument("--repeats", type=int, help="timing repeats (default 5; 3 with --quick)")
+    parser.add_argument("--no-milvus", action="store_true", help="skip part 6 (Milvus Lite)")
     parser.add_argument("--large-only", type=int, default=0, help=argparse.SUPPRESS)  # child process
     args = parser.parse_args()
     if args.large_only:
         print(json.dumps(bench_large(args.large_only, n_batches=5)))
         return
     n, n_large, n_queries, repeats = (20_000, 200_000, 2_000, 3) if args.quick else (100_000, 1_000_000, 10_000, 5)
+    n = args.n or n
+    n_large = n_large if args.large is None else args.large
+    n_queries = args.queries or n_queries
+    repeats = args.repeats or repeats
     started = time.perf_counter()
     result = bench_main(n, n_queries, repeats)
-    proc = subprocess.run(
-        [sys.executable, __file__, "--large-only", str(n_large)], capture_output=True, text=True, check=True
-    )
-    result["large_exact"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    if n_large:
+        proc = subprocess.run(
+            [sys.executable, __file__, "--large-only", str(n_large)], capture_output=True, text=True, check=True
+        )
+        result["large_exact"] = json.loads(proc.stdout.strip().splitlines()[-1])
+        print(json.dumps({"large_exact": result["large_exact"]}, indent=1), flush=True)
+    if not args.no_milvus:
+        try:
+            import milvus_lite  # noqa: F401
+            import pymilvus  # noqa: F401
+        except ImportError:
+            print("milvus: skipped (pip install 'tfcontrast[milvus]')")
+        else:
+            refs, queries = make_data(n, n_queries)
+            _, truth = _exact_truth(refs, queries)
+            tmp = tempfile.mkdtemp(prefix="bench_milvus_")
+            try:
+                result["milvus_lite"] = bench_milvus(refs, queries, truth, tmp)
+            finally:
+                shutil.rmtree(tmp, ignore_errors=True)
+            print(json.dumps({"milvus_lite": result["milvus_lite"]}, indent=1), flush=True)
     result["wall_seconds"] = time.perf_counter() - started
-    print(json.dumps({"large_exact": result["large_exact"], "wall_seconds": result["wall_seconds"]}, indent=1))
     e, a = result["exact"], result["approximate"]
-    print(
-        f"\nSUMMARY n={n} k={K} batch={BATCH} threads={result['threads']}\n"
-        f"  Index exact / faiss IndexFlatIP qps:     {e['index_vs_faiss']:.3f}  (target >= 0.90)\n"
-        f"  NearestNeighbors / faiss exact qps:      {e['nn_vs_faiss']:.3f}  (XLA {e['nn_xla_vs_faiss']:.3f}; target >= 0.70)\n"
-        f"  Index hnsw / faiss HNSW qps:             {a['index_hnsw_vs_faiss_hnsw']:.3f}  (target >= 0.90; own graph)\n"
-        f"  Index hnsw / faiss on the same graph:    {a['index_hnsw_vs_faiss_same_graph']:.3f}  (wrapper overhead only)\n"
-        f"  hnsw recall@10 vs exact:                 {a['recall@10']['index_hnsw']:.4f}  (target >= 0.95)\n"
-        f"  {result['large_exact']['n']:,} exact: {result['large_exact']['seconds_per_batch_of_1000']:.3f} s per 1000 "
-        f"queries, build {result['large_exact']['build_seconds']:.2f} s, index RSS "
-        f"{result['large_exact']['index_rss_mib']:.0f} MiB (vectors alone {result['large_exact']['index_vectors_mib']:.0f} MiB)"
-    )
+    lines = [
+        f"\nSUMMARY n={n} k={K} batch={BATCH} threads={result['threads']}",
+        f"  Index exact / faiss IndexFlatIP qps:     {e['index_vs_faiss']:.3f}  (target >= 0.90)",
+        f"  NearestNeighbors / faiss exact qps:      {e['nn_vs_faiss']:.3f}  (XLA {e['nn_xla_vs_faiss']:.3f}; target >= 0.70)",
+        f"  Index hnsw / faiss HNSW qps:             {a['index_hnsw_vs_faiss_hnsw']:.3f}  (target >= 0.90; own graph)",
+        f"  Index hnsw / faiss on the same graph:    {a['index_hnsw_vs_faiss_same_graph']:.3f}  (wrapper overhead only)",
+        f"  hnsw recall@10 vs exact:                 {a['recall@10']['index_hnsw']:.4f}  (target >= 0.95)",
+    ]
+    if "large_exact" in result:
+        large = result["large_exact"]
+        lines.append(
+            f"  {large['n']:,} exact: {large['seconds_per_batch_of_1000']:.3f} s per 1000 queries, build "
+            f"{large['build_seconds']:.2f} s, index RSS {large['index_rss_mib']:.0f} MiB (vectors alone "
+            f"{large['index_vectors_mib']:.0f} MiB)"
+        )
+    if "milvus_lite" in result:
+        qps, build = e["qps"]["index_exact"], result["build_seconds"]
+        for index_type, m in result["milvus_lite"].items():
+            faiss_name = "index_hnsw" if index_type == "AUTOINDEX" else "index_exact"
+            faiss_qps = a["qps"]["index_hnsw"] if index_type == "AUTOINDEX" else qps
+            lines.append(
+                f"  Milvus Lite {index_type:9s}: insert {m['insert_rows_per_second']:,.0f} rows/s "
+                f"(faiss {faiss_name} {n / build[faiss_name]:,.0f}), flush+index {m['flush_and_index_seconds']:.1f} s, "
+                f"{m['qps']:,.0f} queries/s (faiss {faiss_qps:,.0f}; ratio {m['qps'] / faiss_qps:.3f}), "
+                f"recall@10 {m['recall@10']:.4f}"
+            )
+    print("\n".join(lines))
+
+
+def _exact_truth(refs: np.ndarray, queries: np.ndarray):
+    flat = faiss.IndexFlatIP(DIM)
+    flat.add(refs)
+    return flat.search(queries, K)
 
 
 if __name__ == "__main__":

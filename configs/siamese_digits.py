@@ -1,81 +1,20 @@
 """A siamese network with the contrastive loss on the bundled digits (supervised).
 
-    tfcontrast train --config configs/siamese_digits.py --workdir runs/siamese
+    tfcontrast train --config siamese_digits --workdir runs/siamese
 
 One shared encoder embeds both images of a labelled pair; the contrastive loss
 (Hadsell, Chopra and LeCun, CVPR 2006) pulls same-class pairs together and
-pushes other pairs at least `margin` apart. The embedding is the encoder's output.
+pushes other pairs at least ``loss.margin`` (1.0) apart. The embedding is the
+encoder's output. The views, optimizer and schedule are those of ``triplet_digits``.
 """
 
-import ml_collections
+from tfcontrast.config import base, load
 
 
-def get_config() -> ml_collections.ConfigDict:
-    c = ml_collections.ConfigDict()
-    c.method = "siamese"  # siamese | triplet | supcon | simclr | byol | directpred | simsiam
-    c.seed = 0  # seeds the initial weights, the batches and the augmentation draws
-
-    c.data = ml_collections.ConfigDict()
-    c.data.name = "digits"  # digits (bundled, 1,797 8x8 images) | image_folder | npz
-    c.data.path = ""  # folder of class sub-folders (image_folder) or .npz file (npz); '' for digits
-    c.data.test_fraction = 0.2  # share of each class held out as test queries, in (0, 1)
-    c.data.split_seed = 0  # seed of the stratified train/test split
-    c.data.image_size = (8, 8)  # (height, width) image_folder images are resized to (unused for digits/npz)
-    c.data.color_mode = "grayscale"  # grayscale | rgb, channels read from an image_folder
-
-    c.encoder = ml_collections.ConfigDict()
-    c.encoder.name = "digits_cnn"  # digits_cnn | mlp | resnet18
-    c.encoder.features = 128  # digits_cnn: width of the representation (last convolution)
-    c.encoder.width = 32  # digits_cnn: filters of the first convolution (the second has twice)
-    c.encoder.widths = (256, 128)  # mlp: Dense widths, the last is the representation
-    c.encoder.stem = "cifar"  # resnet18: cifar (3x3 stride 1, small images) | imagenet (7x7 stride 2 + pool)
-
-    c.model = ml_collections.ConfigDict()
-    c.model.distance = "euclidean"  # pair distance: euclidean | sqeuclidean | cosine | inner_product
-    c.model.margin = 1.0  # contrastive margin: dissimilar pairs closer than this are penalised, >= 0
-
-    c.augment = ml_collections.ConfigDict()  # the two views (tfcontrast.augment.TwoViewAugmentation)
-    c.augment.enabled = True  # one random view of every training image per step (False: none)
-    c.augment.recipe = "simclr"  # simclr | byol: defaults of colour jitter, blur, solarisation
-    c.augment.crop_scale = (0.8, 1.0)  # random resized crop: (min, max) area fraction, in (0, 1]
-    c.augment.flip = False  # random horizontal flips (off: digits are not mirror-symmetric)
-    c.augment.jitter_prob = 0.0  # probability of colour jitter (on grey images: brightness and contrast)
-    c.augment.jitter_strength = 0.5  # multiplies the recipe's jitter (brightness, contrast, saturation, hue)
-    c.augment.grayscale_prob = 0.0  # probability of turning a view grey (no-op on grey images)
-    c.augment.blur_prob = 0.0  # probability of Gaussian blur (an 8 px image has no room for it)
-    c.augment.solarize_prob = 0.0  # probability of solarisation
-    c.augment.max_shift = 1  # integer shifts up to this many pixels per axis
-    c.augment.max_degrees = 10.0  # rotations up to this many degrees
-
-    c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.name = "adam"  # adamw | adam | sgd | lamb | lion
-    c.optimizer.lr = 1e-3  # peak learning rate, > 0
-    c.optimizer.weight_decay = 0.0  # decoupled weight decay, >= 0
-    c.optimizer.momentum = 0.9  # sgd only: momentum, in [0, 1)
-    c.optimizer.schedule = "cosine"  # cosine (decay to 0) | constant, after the warm-up
-    c.optimizer.warmup_steps = 20  # linear warm-up from 0, < train.steps
-
-    c.train = ml_collections.ConfigDict()
-    c.train.steps = 300  # optimizer steps in all
-    c.train.steps_per_epoch = 50  # an epoch: one progress bar, one log line, one checkpoint; divides steps
-    c.train.batch_size = 128  # labelled pairs per step
-    c.train.positive_fraction = 0.5  # share of same-class pairs in every batch, in [0, 1]
-    c.train.stop_after_steps = 0  # stop (resumably) after this many steps, 0 = never; for tests and demos
-    c.train.jit_compile = False  # compile the train step with XLA (slower than oneDNN for small CNNs on CPU)
-
-    c.eval = ml_collections.ConfigDict()
-    c.eval.knn_k = 20  # neighbours of the distance-weighted kNN vote
-    c.eval.recall_ks = (1, 5, 10)  # cut-offs of recall@k and precision@k
-    c.eval.batch_size = 512  # images per forward pass when embedding
-    c.eval.map_method = "tsne"  # 2-D map of the test embeddings: pca | tsne
-    c.eval.grid_queries = 10  # test queries (one per class in turn) in the neighbour grid
-    c.eval.grid_neighbors = 8  # neighbours shown per query in the grid
-    c.eval.nuisance_max_shift = 2  # robustness check: test queries shifted up to this many pixels...
-    c.eval.nuisance_max_degrees = 10.0  # ... and rotated up to this many degrees
-    c.eval.nuisance_seed = 0  # seed of the nuisance draws
-
-    c.index = ml_collections.ConfigDict()
-    c.index.metric = "cosine"  # cosine | euclidean | inner_product
-    c.index.backend = "exact"  # exact | hnsw | ivf (faiss)
-    c.index.lookup_k = 10  # neighbours returned by the exported `lookup` signature
+def get_config():
+    c = base("siamese")
+    labelled = load("triplet_digits")  # the labelled setting
+    c.augment = labelled.augment  # milder views than the self-supervised ones, one per image and step
+    c.optimizer = labelled.optimizer  # Adam at 1e-3, no weight decay, 20 warm-up steps
+    c.train.steps = labelled.train.steps  # 300 optimizer steps
     return c

@@ -87,6 +87,27 @@ def test_knn_monitor_logs_into_history_progress_bar_and_later_callbacks(digits, 
     assert [float(logged[i]) for i in (0, 2, 3)] == pytest.approx(values)
 
 
+def test_knn_monitor_accepts_any_search_index(digits, tmp_path):
+    from tfcontrast.index import MilvusIndex
+
+    x_ref, y_ref, x_query, y_query = digits
+    encoder = mlp()
+    collections = iter(range(100))
+
+    def fresh_milvus():  # an empty collection per measurement
+        return MilvusIndex(str(tmp_path / "knn.db"), f"knn{next(collections)}", "cosine", "FLAT")
+
+    default = KNNMonitor(x_ref, y_ref, x_query, y_query, k=20)
+    on_milvus = KNNMonitor(x_ref, y_ref, x_query, y_query, k=20, index_factory=fresh_milvus)
+    for monitor in (default, on_milvus):
+        monitor.set_model(encoder)
+    expected = loop_knn(embed(encoder, x_ref), y_ref, embed(encoder, x_query), y_query, 20)
+    assert default.measure()["knn_accuracy"] == pytest.approx(expected)
+    assert on_milvus.measure()["knn_accuracy"] == pytest.approx(expected)
+    with pytest.raises(ValueError, match="`index_factory`"):
+        KNNMonitor(x_ref, y_ref, x_query, y_query, index_factory="milvus")
+
+
 def test_collapse_monitor_matches_numpy_and_the_directpred_predictor(digits):
     x_ref = digits[0]
     keras.utils.set_random_seed(0)

@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from tfcontrast import cli, config as config_lib, data, jobs
+from tfcontrast import cli, config as config_lib, data, jobs, packaged_configs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "directpred_digits.py")
@@ -61,7 +61,7 @@ def test_train_writes_every_artefact(run):
     ):
         assert (workdir / path).is_file(), path
     assert any(name.startswith("events.out.tfevents") for _, _, names in os.walk(workdir / "logs") for name in names)
-    assert not [p for p in os.listdir(workdir) if ".tmp" in p]  # atomic writes leave no temporaries
+    assert not [p for p in os.listdir(workdir) if "tmp" in p or p.endswith(".previous")]  # no temporaries left
 
     summary = json.loads((workdir / "summary.json").read_text())
     assert summary["status"] == "done" and summary["method"] == "directpred"
@@ -146,6 +146,14 @@ def test_config_errors_are_readable_and_write_nothing(tmp_path):
     assert unknown.returncode == 2 and "Traceback" not in unknown.stderr
     assert "config.optimizer.lrr: unknown key; did you mean 'lr'?" in unknown.stderr
 
+    # a packaged config by name; a new loss name resets the loss section before the other loss keys apply
+    switched = tfcontrast(
+        "train", "--config", "triplet_digits", "--workdir", str(workdir), "--config.loss.name=supcon",
+        "--config.loss.margin=0.3", check=False,
+    )
+    assert switched.returncode == 2 and "Traceback" not in switched.stderr
+    assert "config.loss.margin: unknown key (known keys of config.loss: name, temperature)" in switched.stderr
+
     values = tfcontrast(
         "train", "--config", CONFIG, "--workdir", str(workdir), "--config.optimizer.lr=-0.1", "--config.encoder.name=vgg",
         check=False,
@@ -160,9 +168,39 @@ def test_usage_errors(tmp_path):
     missing = tfcontrast("train", "--config", str(tmp_path / "nope.py"), "--workdir", str(tmp_path / "w"), check=False)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert f"--config: no config file at '{tmp_path / 'nope.py'}'" in missing.stderr
-    with pytest.raises(cli.UsageError, match="expected one command of train, evaluate, lookup, got nothing"):
+    with pytest.raises(cli.UsageError, match="expected one command of train, evaluate, lookup, configs, got nothing"):
         cli._command(["tfcontrast"])
     with pytest.raises(cli.UsageError, match="got fit"):
         cli._command(["tfcontrast", "fit"])
     with pytest.raises(ValueError, match=r"holds no run \(no config.json\)"):
         jobs.evaluate(str(tmp_path))
+
+
+def test_overrides_are_parsed_typed_and_applied_as_the_command_does():
+    """``--config NAME`` plus overrides, through the command's own parsing (in-process)."""
+    positional, overrides = cli._parse_flags([
+        "tfcontrast", "train", "--config", "triplet_digits", "--workdir", "w", "--config.loss.name=supcon",
+        "--config.loss.temperature=0.05", "--config.train.jit_compile", "--noconfig.augment.enabled",
+        "--config.eval.recall_ks=(1, 2)", "--config.model.embedding_dim=None",
+    ])
+    assert positional == ["tfcontrast", "train"] and cli._command(positional) == "train"
+    config = cli._train_config(overrides)
+    assert config.method == "embedding" and dict(config.loss) == {"name": "supcon", "temperature": 0.05}
+    assert config.train.jit_compile is True and config.augment.enabled is False
+    assert config.eval.recall_ks == (1, 2) and config.model.embedding_dim is None
+    _, bad = cli._parse_flags(["tfcontrast", "train", "--config", "directpred_digits", "--config.optimizer.lr=fast"])
+    with pytest.raises(config_lib.ConfigError, match=r"config.optimizer.lr: must be a number, got str 'fast'"):
+        cli._train_config(bad)
+
+
+def test_configs_lists_every_packaged_config_and_shows_one():
+    listed = tfcontrast("configs").stdout
+    for name in packaged_configs.names():
+        assert f"  {name}  " in listed or f"  {name} " in listed, name
+    assert "DirectPred on the bundled digits: the default run." in listed
+    assert cli._configs(["show", "supcon_digits"]) == packaged_configs.text("supcon_digits").rstrip("\n")
+    with pytest.raises(cli.UsageError, match="no packaged config 'nope'; packaged: base, byol_digits"):
+        cli._configs(["show", "nope"])
+    assert cli._command(["tfcontrast", "configs", "show", "x"]) == "configs"
+    with pytest.raises(cli.UsageError):
+        cli._command(["tfcontrast", "configs", "list", "x"])

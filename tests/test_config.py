@@ -8,10 +8,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from tfcontrast import config as config_lib
+from tfcontrast import config as config_lib, packaged_configs, registry
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-CONFIGS = sorted(glob.glob(os.path.join(ROOT, "configs", "*.py")))
+CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not p.endswith("__init__.py"))
+RUN_CONFIGS = [p for p in CONFIGS if not p.endswith("base.py")]
 DIGITS_CONFIGS = [p for p in CONFIGS if p.endswith("_digits.py")]
 
 
@@ -25,27 +26,111 @@ def problems(config) -> dict:
     return dict(info.value.problems)
 
 
-def test_there_is_a_config_per_method_and_a_template():
-    names = {os.path.basename(p) for p in CONFIGS}
-    assert {f"{m}_digits.py" for m in config_lib.METHODS} | {"custom_template.py"} <= names
+def test_every_registered_method_has_a_packaged_digits_config_and_there_is_a_template():
+    methods = {config_lib.validate(config_lib.load_file(p)).method for p in DIGITS_CONFIGS}
+    assert methods == set(registry.methods.names())
+    assert "custom_template.py" in {os.path.basename(p) for p in CONFIGS}
 
 
 @pytest.mark.parametrize("path", DIGITS_CONFIGS, ids=os.path.basename)
 def test_digits_configs_load_and_validate(path):
     config = config_lib.validate(config_lib.load_file(path))
-    assert os.path.basename(path) == f"{config.method}_digits.py"
-    assert set(config.model) == set(config_lib.MODEL_FIELDS[config.method])
+    spec = registry.methods.get(config.method)
+    assert set(config.model) == set(spec.fields)
+    assert set(registry.batch_kinds.get(spec.batch).fields) <= set(config.train)
+    assert ("loss" in config) == (spec.loss is not None)
     assert config.data.name == "digits" and config.train.steps % config.train.steps_per_epoch == 0
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=os.path.basename)
-def test_every_key_is_documented_with_a_comment(path):
+def test_every_key_a_config_sets_is_documented_with_a_comment(path):
     """Each `c.section.key = value` line carries a `#` comment (the issue asks for it)."""
     lines = [l.strip() for l in open(path, encoding="utf-8") if l.strip().startswith("c.")]
     assignments = [l for l in lines if "ConfigDict()" not in l]
-    assert assignments
     undocumented = [l for l in assignments if "  # " not in l]
     assert not undocumented, undocumented
+
+
+def test_base_sets_and_documents_every_shared_key():
+    shared = config_lib._run_config_file(os.path.join(ROOT, "configs", "base.py")).to_dict()
+    assert set(shared) == set(config_lib.COMMON_FIELDS)
+    for section, fields in config_lib.COMMON_FIELDS.items():
+        if isinstance(fields, dict):
+            assert set(shared[section]) == set(fields), section
+    text = open(os.path.join(ROOT, "configs", "base.py"), encoding="utf-8").read()
+    assert text.count("  # ") >= sum(len(f) if isinstance(f, dict) else 1 for f in config_lib.COMMON_FIELDS.values())
+
+
+def test_every_registered_key_has_a_doc_and_a_default_that_validates():
+    for spec in list(registry.methods) + list(registry.batch_kinds) + list(registry.losses):
+        for key, field in spec.fields.items():
+            assert field.doc, f"{spec.name}.{key} has no doc"
+    for name in registry.methods.names():  # base(method) alone is a valid config: defaults pass their own checks
+        config_lib.validate(config_lib.base(name))
+
+
+def test_base_adds_the_registered_sections_of_the_method():
+    byol = config_lib.base("byol")
+    assert byol.method == "byol" and dict(byol.model) == {"projection_dim": 256, "hidden_dim": 4096, "tau_base": 0.99}
+    assert byol.train.batch_size == 256 and "loss" not in byol
+    embedding = config_lib.base("embedding")
+    assert dict(embedding.loss) == {"name": "triplet", "margin": 1.0, "mining": "semi-hard", "distance": "euclidean", "soft": False}
+    assert embedding.train.classes_per_batch == 10 and embedding.train.samples_per_class == 8
+    assert embedding.model.embedding_dim is None
+    with pytest.raises(ValueError, match="unknown method 'bayol'; did you mean 'byol'"):
+        config_lib.base("bayol")
+
+
+def test_configs_load_by_name_or_path_alike():
+    by_name = config_lib.validate(config_lib.load("directpred_digits", {"train.steps": 220}))
+    by_path = config_lib.validate(config_lib.load(os.path.join(ROOT, "configs", "directpred_digits.py"), {"train.steps": 220}))
+    assert by_name.to_dict() == by_path.to_dict() and by_name.train.steps == 220
+    assert config_lib.load("directpred_digits.py").to_dict() == load().to_dict()
+    with pytest.raises(config_lib.ConfigError, match=r"the packaged config of that name is --config directpred_digits"):
+        config_lib.load("elsewhere/directpred_digits.py")
+    with pytest.raises(config_lib.ConfigError, match=r"no config file at 'nope', and no packaged config .*simclr_digits"):
+        config_lib.load("nope")
+
+
+def test_a_config_copied_out_runs_from_any_folder(tmp_path, monkeypatch):
+    """What `tfcontrast configs show NAME > my.py` gives: it finds its base wherever it is."""
+    for name in ("supcon_digits", "siamese_digits", "simclr_digits"):
+        (tmp_path / "my.py").write_text(packaged_configs.text(name))
+        monkeypatch.chdir(tmp_path)
+        copied = config_lib.validate(config_lib.load("my.py"))
+        assert copied.to_dict() == config_lib.validate(config_lib.load(name)).to_dict()
+
+
+def test_a_new_loss_name_resets_the_loss_section_before_the_other_loss_overrides():
+    # the temperature comes first here: the name still applies first
+    supcon = config_lib.validate(load("triplet_digits", **{"loss.temperature": 0.2, "loss.name": "supcon"}))
+    assert supcon.method == "embedding" and dict(supcon.loss) == {"name": "supcon", "temperature": 0.2}
+    assert dict(config_lib.validate(load("triplet_digits", **{"loss.name": "supcon"})).loss) == {
+        "name": "supcon", "temperature": 0.1  # SupCon's registered default, not anything of the triplet section
+    }
+    # the same name keeps the config's values
+    assert config_lib.validate(load("triplet_digits", **{"loss.name": "triplet"})).loss.margin == 0.2
+    with pytest.raises(config_lib.ConfigError) as info:
+        load("triplet_digits", **{"loss.name": "supcon", "loss.margin": 0.3, "loss.temperatur": 0.3})
+    found = dict(info.value.problems)
+    assert found["config.loss.margin"] == "unknown key (known keys of config.loss: name, temperature)"
+    assert "did you mean 'temperature'?" in found["config.loss.temperatur"]
+    with pytest.raises(config_lib.ConfigError, match=r"config.loss.name: unknown loss 'supconn'; did you mean 'supcon'"):
+        load("triplet_digits", **{"loss.name": "supconn"})
+
+
+def test_a_loss_of_another_kind_is_named():
+    config = load("triplet_digits").to_dict()
+    config["loss"] = {"name": "contrastive", "margin": 1.0}  # a pair loss on a label-trained model
+    assert problems(config) == {"config.loss.name": "must be one of ('supcon', 'triplet'), got 'contrastive'"}
+    config["loss"] = {"name": "supcon", "margin": 1.0}
+    assert problems(config) == {
+        "config.loss.margin": "unknown key (known keys of config.loss: name, temperature)",
+        "config.loss.temperature": "missing",
+    }
+    config = load("simclr_digits").to_dict()
+    config["loss"] = {"name": "supcon", "temperature": 0.1}  # SimCLR computes its own loss
+    assert problems(config)["config.loss"].startswith("unknown key")
 
 
 def test_template_needs_a_data_path_and_accepts_a_folder_or_npz(tmp_path):
@@ -91,7 +176,6 @@ def test_override_of_an_unknown_key_fails_at_load():
         ("train", "steps", 1.5, "must be an int, got float 1.5"),
         ("train", "jit_compile", 1, "must be a bool (True/False), got int 1"),
         ("train", "batch_size", True, "must be an int, got bool True"),
-        (None, "method", "moco", "must be one of ('siamese', 'triplet'"),
         ("encoder", "name", "vgg", "must be one of ('digits_cnn', 'mlp', 'resnet18'), got 'vgg'"),
         ("augment", "jitter_prob", 1.5, "must lie in [0, 1], got 1.5"),
         ("augment", "crop_scale", (0.9, 0.5), "0 < min <= max <= 1"),
@@ -106,6 +190,14 @@ def test_wrong_types_and_bad_values_name_the_key(section, key, value, message):
     name = f"config.{section}.{key}" if section else f"config.{key}"
     found = problems(config)
     assert message in found[name], found
+
+
+def test_an_unknown_method_lists_the_registered_ones():
+    config = load().to_dict()
+    config["method"] = "moco"
+    assert problems(config) == {"config.method": f"must be one of {registry.methods.names()}, got 'moco'"}
+    del config["method"]
+    assert problems(config) == {"config.method": f"must be one of {registry.methods.names()}, missing"}
 
 
 def test_missing_key_and_cross_checks():
@@ -154,4 +246,7 @@ def test_load_file_errors(tmp_path):
     bad.write_text("x = 1\n")
     with pytest.raises(config_lib.ConfigError, match="defines no get_config"):
         config_lib.load_file(str(bad))
+    (tmp_path / "notes").write_text("x = 1\n")
+    with pytest.raises(config_lib.ConfigError, match="is not a Python file"):
+        config_lib.load_file(str(tmp_path / "notes"))
     assert isinstance(load(), ml_collections.ConfigDict)

@@ -247,3 +247,66 @@ def test_load_image_folder_errors(tmp_path):
         data.load_image_folder(tmp_path, color_mode="cmyk")
     with pytest.raises(ValueError, match="image_size"):
         data.load_image_folder(tmp_path, image_size=(0, 4))
+
+
+# ----------------------------------------------------------- labelled_subset
+
+
+def test_labelled_subset_has_exact_counts_per_class_and_returns_its_indices():
+    split = data.load_digits()
+    for k in (1, 2, 5, 10):
+        x, y, indices = data.labelled_subset(split.x_train, split.y_train, per_class=k, seed=3)
+        assert np.array_equal(np.bincount(y, minlength=10), np.full(10, k))
+        assert len(set(indices.tolist())) == 10 * k and np.all(np.diff(indices) > 0)
+        np.testing.assert_array_equal(x, split.x_train[indices])
+        np.testing.assert_array_equal(y, split.y_train[indices])
+
+
+def test_labelled_subset_fraction_rounds_each_class_share():
+    y = np.repeat([0, 1, 2], [100, 51, 3])  # 1% of each: 1, 0.51 -> 1, 0.03 -> at least 1
+    _, got, _ = data.labelled_subset(np.zeros((len(y), 2)), y, fraction=0.01, seed=0)
+    assert np.bincount(got).tolist() == [1, 1, 1]
+    _, got, _ = data.labelled_subset(np.zeros((len(y), 2)), y, fraction=0.1, seed=0)
+    assert np.bincount(got).tolist() == [10, 5, 1]  # 5.1 -> 5, 0.3 -> 1 (never a class left out)
+    _, got, _ = data.labelled_subset(np.zeros((len(y), 2)), y, fraction=1.0, seed=0)
+    assert np.bincount(got).tolist() == [100, 51, 3]
+
+
+def test_labelled_subset_is_reproducible_nested_and_changes_with_the_seed():
+    split = data.load_digits()
+    draw = lambda k, seed: data.labelled_subset(split.x_train, split.y_train, per_class=k, seed=seed)[2]  # noqa: E731
+    np.testing.assert_array_equal(draw(5, 0), draw(5, 0))
+    assert not np.array_equal(draw(5, 0), draw(5, 1))
+    assert set(draw(1, 0)) < set(draw(2, 0)) < set(draw(5, 0)) < set(draw(10, 0))  # nested budgets, one seed
+
+
+def test_labelled_subset_of_the_train_split_is_disjoint_from_the_test_split():
+    """Unique example ids through a stratified split: no drawn id belongs to the test side."""
+    labels = np.repeat(np.arange(5), 40)
+    ids = np.arange(len(labels))
+    split = data.stratified_split(ids, labels, test_fraction=0.25, seed=0)
+    for seed in range(3):
+        x, y, indices = data.labelled_subset(split.x_train, split.y_train, per_class=10, seed=seed)
+        assert not set(x.tolist()) & set(split.x_test.tolist())
+        np.testing.assert_array_equal(labels[x], y)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({}, "exactly one"),
+        ({"per_class": 1, "fraction": 0.5}, "exactly one"),
+        ({"per_class": 0}, "per_class"),
+        ({"per_class": 2.5}, "per_class"),
+        ({"fraction": 0.0}, "fraction"),
+        ({"fraction": 1.5}, "fraction"),
+        ({"per_class": 4}, r"class 2 has 3 examples .* asks for 4"),
+        ({"per_class": 1, "seed": -1}, "seed"),
+    ],
+)
+def test_labelled_subset_bad_arguments(kwargs, match):
+    y = np.repeat([0, 1, 2], [5, 6, 3])
+    with pytest.raises(ValueError, match=match):
+        data.labelled_subset(np.zeros((len(y), 2)), y, **kwargs)
+    with pytest.raises(ValueError, match="labels"):
+        data.labelled_subset(np.zeros((4, 2)), np.zeros(3, int), per_class=1)

@@ -8,42 +8,18 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from tfcontrast import config as config_lib, data
+from tfcontrast import config as config_lib, data, registry
 from tfcontrast.jobs import checkpoint, components, evaluation as evaluate_lib, inputs, queries as lookup_lib
 from tfcontrast.jobs import training as train_lib
 from tfcontrast.jobs.workdir import Workdir
 
+from .tiny_configs import tiny_config as tiny
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-TINY_MODELS = {
-    "simclr": {"model.projection_dim": 16, "model.hidden_dim": 32},
-    "byol": {"model.projection_dim": 16, "model.hidden_dim": 32},
-    "directpred": {"model.projection_dim": 16, "model.hidden_dim": 32},
-    "simsiam": {"model.projection_dim": 16, "model.predictor_hidden_dim": 8},
-    "triplet": {"model.embedding_dim": 16, "train.classes_per_batch": 4, "train.samples_per_class": 4},
-    "supcon": {"model.embedding_dim": 16, "train.classes_per_batch": 4, "train.samples_per_class": 4},
-    "siamese": {"train.batch_size": 16},
-}
 
 
 def silent(_line):
     pass
-
-
-def tiny(method: str, steps: int = 4, **overrides) -> config_lib.ml_collections.ConfigDict:
-    """The method's digits config shrunk to a few steps of a very small CNN."""
-    values = {
-        "train.steps": steps,
-        "train.steps_per_epoch": 2,
-        "train.jit_compile": False,
-        "optimizer.warmup_steps": 0,
-        "encoder.features": 16,
-        "encoder.width": 4,
-        "eval.map_method": "pca",
-        **({"train.batch_size": 32} if method in config_lib.SSL_METHODS else {}),
-        **TINY_MODELS[method],
-        **overrides,
-    }
-    return config_lib.validate(config_lib.load_file(os.path.join(ROOT, "configs", f"{method}_digits.py"), values))
 
 
 def all_weights(config, workdir) -> list[np.ndarray]:
@@ -53,19 +29,31 @@ def all_weights(config, workdir) -> list[np.ndarray]:
     return [v.numpy() for v in model.weights] + [v.numpy() for v in model.optimizer.variables]
 
 
-@pytest.mark.parametrize("method", config_lib.METHODS)
+@pytest.mark.parametrize("method", registry.methods.names())
 def test_every_method_trains_a_few_steps(method, tmp_path):
     config = tiny(method)
     summary = train_lib.train(config, str(tmp_path), out=silent, evaluate_after=False)
     assert summary["status"] == "trained" and summary["train"]["steps_done"] == 4
     assert np.isfinite(summary["train"]["final_metrics"]["loss"])
     trained = keras.models.load_model(Workdir(str(tmp_path)).embedder, compile=False)
-    initial = components.embedder(components.initial_model(config, (8, 8, 1)), method)
+    initial = components.embedder(components.initial_model(config, (8, 8, 1), 10), method)
     x = data.load_digits().x_test[:5]
     out_trained, out_initial = trained(x, training=False).numpy(), initial(x, training=False).numpy()
     assert out_trained.shape == out_initial.shape and np.isfinite(out_trained).all()
     # the saved network is the trained one: same architecture, weights moved away from the start
     assert not np.allclose(out_trained, out_initial, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss", registry.losses.names())
+def test_every_registered_loss_trains_a_method_by_name(loss, tmp_path):
+    """``loss.name`` picks the compiled loss; the section starts from its registered defaults."""
+    method = next(m for m in registry.methods if m.loss == registry.losses.get(loss).inputs)
+    config = tiny(method.name, steps=2, **{"loss.name": loss})
+    assert dict(config.loss) == registry.losses.get(loss).defaults()
+    summary = train_lib.train(config, str(tmp_path), out=silent, evaluate_after=False)
+    assert np.isfinite(summary["train"]["final_metrics"]["loss"])
+    model = components.initial_model(config, (8, 8, 1), 10)
+    assert isinstance(model.loss, registry.losses.get(loss).loss)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +127,11 @@ def test_bad_config_or_data_fails_before_writing_anything(tmp_path):
     assert os.listdir(workdir) == ["notes.txt"]
 
 
-@pytest.mark.parametrize("method", ["directpred", "triplet", "siamese"])
+# one method of every batch kind
+STREAM_METHODS = sorted({spec.batch: spec.name for spec in reversed(list(registry.methods))}.values())
+
+
+@pytest.mark.parametrize("method", STREAM_METHODS)
 def test_the_training_stream_restarts_at_any_step(method):
     config = tiny(method, steps=6)
     run = inputs.load_split(config)

@@ -9,9 +9,10 @@ tf.distribute with global-batch semantics, and similarity search.
 """
 
 from tfcontrast.version import __version__
-from tfcontrast import augment, callbacks, data, distances, distribute, export, index, losses, models, plots, probe, text
+from tfcontrast import augment, callbacks, contract, data, distances, distribute, export, index, losses, models, plots, probe
+from tfcontrast import fields, registry, text
 
 __all__ = [
-    "__version__", "augment", "callbacks", "data", "distances", "distribute", "export", "index", "losses",
-    "models", "plots", "probe", "text",
+    "__version__", "augment", "callbacks", "contract", "data", "distances", "distribute", "export", "fields", "index",
+    "losses", "models", "plots", "probe", "registry", "text",
 ]

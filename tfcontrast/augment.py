@@ -22,7 +22,10 @@ Two-view recipes for self-supervised learning:
   a Keras layer mapping a batch to ``(view_1, view_2)``, usable in ``tf.data``
   and inside a (jit-compiled) train step;
 * :func:`two_view_dataset`: a shuffled, batched, augmented and prefetched
-  ``tf.data`` pipeline of ``(view_1, view_2)`` batches, deterministic in its seed.
+  ``tf.data`` pipeline of ``(view_1, view_2)`` batches, deterministic in its seed;
+* :class:`MultiCropAugmentation` and :func:`multi_crop_dataset` (defined in
+  :mod:`tfcontrast.multicrop`): SwAV's multi-crop, a few large and several
+  small views per image with the same recipes.
 
 The deterministic operations behind the recipes (per-example parameters in,
 images out) live in :mod:`tfcontrast._augment_ops` and are re-exported here:
@@ -211,6 +214,33 @@ def sample_crop_boxes(
     y1 = uniform[:, -2] * (1.0 - height)
     x1 = uniform[:, -1] * (1.0 - width)
     return tf.stack([y1, x1, y1 + height, x1 + width], axis=1)
+
+
+def draw_seed(generator: keras.random.SeedGenerator) -> tf.Tensor:
+    """A fresh stateless seed from ``generator``, with the replica id folded in under a strategy.
+
+    Replicas then draw different views of their different images from one
+    (mirrored) generator.
+    """
+    seed = generator.next()
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group, alg=_ALG)
+    return seed
+
+
+def check_image_batch(images) -> tf.Tensor:
+    """``images`` as a float ``[batch, height, width, 1 or 3]`` tensor with a static size; ``ValueError`` otherwise."""
+    images = tf.convert_to_tensor(images)
+    if images.shape.rank != 4:
+        raise ValueError(f"`images` must be [batch, height, width, channels], got shape {images.shape}.")
+    if not images.dtype.is_floating:
+        raise ValueError(f"`images` must be floats in [0, 1], got dtype {images.dtype.name}.")
+    if images.shape[3] not in (1, 3):
+        raise ValueError(f"`images` must have 1 or 3 channels, got shape {images.shape}.")
+    if images.shape[1] is None or images.shape[2] is None:
+        raise ValueError(f"`images` must have a static height and width, got shape {images.shape}.")
+    return images
 
 
 def _pair(value, name: str, lo: float = 0.0, hi: float | None = 1.0) -> tuple[float, float]:
@@ -403,11 +433,7 @@ class TwoViewAugmentation(keras.layers.Layer):
     # ------------------------------------------------------------------ calls
 
     def call(self, images):
-        seed = self.generator.next()
-        context = tf.distribute.get_replica_context()
-        if context is not None and context.num_replicas_in_sync > 1:
-            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group, alg=_ALG)
-        return self.views(images, seed)
+        return self.views(images, draw_seed(self.generator))
 
     def views(self, images, seed) -> tuple[tf.Tensor, tf.Tensor]:
         """The two views drawn from a stateless ``seed`` (shape ``[2]`` ints): same seed, same views."""
@@ -433,8 +459,14 @@ class TwoViewAugmentation(keras.layers.Layer):
         uniform = tf.random.stateless_uniform([batch, _NUM_UNIFORMS], tf.cast(seed, tf.int64), alg=_ALG)
         return self.params_from(uniform, channels, index)
 
-    def params_from(self, uniform, channels: int, index: int = 0) -> dict[str, tf.Tensor]:
+    def params_from(
+        self, uniform, channels: int, index: int = 0, aspect: float | None = None
+    ) -> dict[str, tf.Tensor]:
         """Maps ``[batch, 39]`` uniform numbers to the parameters of one view.
+
+        ``aspect`` is the input images' height / width (default: that of
+        ``image_size``); crop boxes keep the ``crop_ratio`` range in pixels of
+        the input.
 
         Keys (present only when the step is on): ``boxes`` ``[b, 4]``,
         ``flips`` ``[b]`` bool, ``shifts`` ``[b, 2]`` int, ``angles`` ``[b]``
@@ -445,7 +477,8 @@ class TwoViewAugmentation(keras.layers.Layer):
         """
         u = lambda name: uniform[:, _COLUMNS[name]]  # noqa: E731
         height, width = self.image_size
-        params = {"boxes": sample_crop_boxes(u("crop"), self.crop_scale, self.crop_ratio, height / width)}
+        aspect = height / width if aspect is None else aspect
+        params = {"boxes": sample_crop_boxes(u("crop"), self.crop_scale, self.crop_ratio, aspect)}
         if self.flip:
             params["flips"] = u("flip") < 0.5
         if self.max_shift:
@@ -473,8 +506,12 @@ class TwoViewAugmentation(keras.layers.Layer):
         return params
 
     def apply_params(self, images, params: dict[str, tf.Tensor]) -> tf.Tensor:
-        """Applies :meth:`sample_params`' parameters in the recipe's order; deterministic."""
-        images = self._check_images(images)
+        """Applies :meth:`sample_params`' parameters in the recipe's order; deterministic.
+
+        The crop resizes to ``image_size`` from images of any size (so one
+        recipe also serves larger inputs, as in multi-crop).
+        """
+        images = check_image_batch(images)
         x = tf.cast(images, tf.float32)
         x = resized_crop(x, params["boxes"], self.image_size, params.get("flips"), params.get("shifts"))
         if "angles" in params:
@@ -491,17 +528,11 @@ class TwoViewAugmentation(keras.layers.Layer):
         return tf.cast(x, images.dtype)
 
     def _check_images(self, images) -> tf.Tensor:
-        images = tf.convert_to_tensor(images)
-        if images.shape.rank != 4:
-            raise ValueError(f"`images` must be [batch, height, width, channels], got shape {images.shape}.")
-        if not images.dtype.is_floating:
-            raise ValueError(f"`images` must be floats in [0, 1], got dtype {images.dtype.name}.")
+        images = check_image_batch(images)
         if tuple(images.shape[1:3]) != self.image_size:
             raise ValueError(
                 f"`images` are {tuple(images.shape[1:3])} but this augmentation has image_size={self.image_size}."
             )
-        if images.shape[3] not in (1, 3):
-            raise ValueError(f"`images` must have 1 or 3 channels, got shape {images.shape}.")
         return images
 
     def compute_output_shape(self, input_shape):
@@ -566,10 +597,32 @@ def two_view_dataset(
         >>> [tuple(v.shape) for v in next(iter(ds))]
         [(32, 8, 8, 1), (32, 8, 8, 1)]
     """
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
     if not callable(augmentation):
         raise ValueError(f"`augmentation` must be a callable images -> (view_1, view_2), got {augmentation!r}.")
+    stateless = isinstance(augmentation, TwoViewAugmentation)
+    return augmented_dataset(images, batch_size, augmentation, stateless, seed, shuffle, drop_remainder, repeat, jit_compile)
+
+
+def augmented_dataset(
+    images,
+    batch_size: int,
+    augmentation: Callable,
+    stateless: bool,
+    seed: int | None = 0,
+    shuffle: bool = True,
+    drop_remainder: bool = True,
+    repeat: bool = False,
+    jit_compile: bool | None = None,
+) -> tf.data.Dataset:
+    """The pipeline behind :func:`two_view_dataset` and :func:`multi_crop_dataset`.
+
+    With ``stateless`` the augmentation is a view recipe (a layer with
+    ``views(images, seed)`` and ``supports_jit``) whose views come from
+    per-batch stateless seeds of ``tf.data.Dataset.random(seed)``; otherwise
+    ``augmentation`` is mapped as it is.
+    """
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
     if isinstance(images, tf.data.Dataset):
         dataset, buffer = images, 10_000
         spec = images.element_spec
@@ -587,7 +640,7 @@ def two_view_dataset(
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
-    if isinstance(augmentation, TwoViewAugmentation):
+    if stateless:
         jit = augmentation.supports_jit if jit_compile is None else bool(jit_compile)
         views = tf.function(augmentation.views, jit_compile=jit)
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
@@ -597,3 +650,7 @@ def two_view_dataset(
     else:
         dataset = dataset.map(lambda x: tuple(augmentation(x)), num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+# Multi-crop builds on the recipes above; its module imports this one, so it comes last.
+from tfcontrast.multicrop import MultiCropAugmentation, multi_crop_dataset  # noqa: E402,F401

@@ -26,11 +26,13 @@ every ``every``-th epoch, and the last epoch.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcontrast.index import Index, knn_accuracy
+from tfcontrast.index import Index, SearchIndex, knn_accuracy
 from tfcontrast.models.ssl import collapse
 from tfcontrast.probe import class_labels, embed
 
@@ -97,6 +99,10 @@ class KNNMonitor(_EpochMonitor):
         every: compute every ``every`` epochs (and at the first and last epochs).
         batch_size: images per forward pass when embedding.
         name: the key written into the logs.
+        index_factory: a callable returning an *empty*
+            :class:`~tfcontrast.index.SearchIndex` to hold the references at
+            each measurement (e.g. ``lambda: Index("cosine", "hnsw")``);
+            default an exact cosine :class:`~tfcontrast.index.Index`.
 
     Raises:
         ValueError: empty sets, labels that do not match the images, bad ``k``/``every``.
@@ -118,8 +124,12 @@ class KNNMonitor(_EpochMonitor):
         every: int = 1,
         batch_size: int = 256,
         name: str = "knn_accuracy",
+        index_factory: Callable[[], SearchIndex] | None = None,
     ):
         super().__init__(every, batch_size)
+        if index_factory is not None and not callable(index_factory):
+            raise ValueError(f"`index_factory` must be a callable returning an empty SearchIndex, got {index_factory!r}.")
+        self.index_factory = index_factory
         self.reference_images = _check_images(reference_images, "reference_images")
         self.reference_labels = class_labels(reference_labels, len(self.reference_images), "reference_labels")
         self.query_images = _check_images(query_images, "query_images")
@@ -139,7 +149,7 @@ class KNNMonitor(_EpochMonitor):
         encoder = _encoder_of(self.model)
         references = embed(encoder, self.reference_images, self.batch_size)
         queries = embed(encoder, self.query_images, self.batch_size)
-        index = Index(metric="cosine", backend="exact")
+        index = Index(metric="cosine", backend="exact") if self.index_factory is None else self.index_factory()
         index.add(references, labels=self.reference_labels)
         return {self.name: knn_accuracy(index, queries, self.query_labels, self.k, temperature=self.temperature)}
 

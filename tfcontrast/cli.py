@@ -2,9 +2,10 @@
 
 Usage::
 
-    tfcontrast train --config configs/<name>.py --workdir runs/<name> [--config.key=value ...]
+    tfcontrast train --config NAME_OR_FILE --workdir runs/<name> [--config.key=value ...]
     tfcontrast evaluate --workdir runs/<name>
     tfcontrast lookup --workdir runs/<name> --query FILE [--k 5]
+    tfcontrast configs [show NAME]
 
 * ``train`` validates the config (every problem is reported with its key,
   before anything is written), trains with a Keras progress bar, checkpoints
@@ -15,39 +16,46 @@ Usage::
   index, export, plots and ``summary.json`` (:mod:`tfcontrast.jobs.evaluation`).
 * ``lookup`` prints the ``k`` nearest training examples of an image file or
   ``.npy`` array, with labels and distances (:mod:`tfcontrast.jobs.queries`).
+* ``configs`` lists the packaged configs, one line each; ``configs show NAME``
+  prints one, to copy and edit (:mod:`tfcontrast.packaged_configs`).
 
-Configs are ``ml_collections`` files (``configs/*.py``) read with
-``ml_collections.config_flags``; any key can be overridden as
-``--config.optimizer.lr=0.1``. Exit status: 0 done, 1 the run failed,
+``--config`` takes a packaged config name (``directpred_digits``) or a config
+file (``configs/directpred_digits.py``, ``my.py``): an ``ml_collections`` file
+whose ``get_config()`` returns the run's ``ConfigDict``
+(:mod:`tfcontrast.config`). Any key can be overridden as
+``--config.optimizer.lr=0.1`` (a bool also as ``--config.train.jit_compile`` /
+``--noconfig.train.jit_compile``); ``--config.loss.name=supcon`` switches the
+loss and resets its section to that loss's defaults before the other
+``--config.loss.*`` overrides apply. Exit status: 0 done, 1 the run failed,
 2 bad command line or config.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 
 from absl import app, flags, logging
-from ml_collections import config_flags
 
 from tfcontrast import config as config_lib
 
-COMMANDS = ("train", "evaluate", "lookup")
+COMMANDS = ("train", "evaluate", "lookup", "configs")
 USAGE = """usage:
-  tfcontrast train --config configs/<name>.py --workdir runs/<name> [--config.key=value ...]
+  tfcontrast train --config NAME_OR_FILE --workdir runs/<name> [--config.key=value ...]
   tfcontrast evaluate --workdir runs/<name>
   tfcontrast lookup --workdir runs/<name> --query FILE [--k 5]
-  --config FILE      train: an ml_collections config (configs/*.py); --config.<section>.<key>=VALUE overrides a key
+  tfcontrast configs [show NAME]
+  --config NAME|FILE train: a packaged config (`tfcontrast configs` lists them) or a config file;
+                     --config.<section>.<key>=VALUE overrides a key
   --workdir DIR      the run's folder (checkpoints, logs, model, index, export, plots, summary.json)
   --query FILE       lookup: an image (png/jpeg/bmp/gif) or a .npy array of model inputs
   --k N              lookup: neighbours to print (default 5)
 (tfcontrast --helpfull lists every flag)"""
 
 FLAGS = flags.FLAGS
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", None, "train: the run's config file, e.g. configs/directpred_digits.py; override keys with "
-    "--config.section.key=value.", lock_config=True,
+flags.DEFINE_string(
+    "config", None, "train: a packaged config name (e.g. directpred_digits; `tfcontrast configs` lists them) or a "
+    "config file; override keys with --config.section.key=value.",
 )
 flags.DEFINE_string("workdir", None, "the run's folder: checkpoints, logs, model, index, export, plots, summary.json.")
 flags.DEFINE_string("query", None, "lookup: an image file (png/jpeg/bmp/gif) or a .npy array of model inputs.")
@@ -58,25 +66,37 @@ class UsageError(Exception):
     """A bad command line or config: printed without a traceback, exit status 2."""
 
 
-def main(argv) -> int:
-    """Dispatches ``train`` / ``evaluate`` / ``lookup`` (flags already parsed)."""
+# ``--config.<key>=VALUE`` / ``--config.<key>`` / ``--noconfig.<key>``: taken out before absl parses the rest.
+_OVERRIDE = re.compile(r"^--?(no)?config\.([^=]+)(?:=(.*))?$", re.S)
+
+
+class UsageError(Exception):
+    """A bad command line or config: printed without a traceback, exit status 2."""
+
+
+def main(args) -> int:
+    """Dispatches the command (flags already parsed by :func:`_parse_flags`: ``args = (positional, overrides)``)."""
+    positional, overrides = args
     if not FLAGS["verbosity"].present:
         logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines drown the progress bar
     try:
-        command = _command(argv)
+        command = _command(positional)
         if command == "train":
-            config = _train_config()
+            config = _train_config(overrides)
             workdir = _required("workdir", "train")
             from tfcontrast import jobs
 
             jobs.train(config, workdir)
+        elif command == "configs":
+            _refuse_config("configs", overrides)
+            print(_configs(positional[2:]))
         elif command == "evaluate":
-            _refuse_config("evaluate")
+            _refuse_config("evaluate", overrides)
             from tfcontrast import jobs
 
             jobs.evaluate(_required("workdir", "evaluate"))
         else:
-            _refuse_config("lookup")
+            _refuse_config("lookup", overrides)
             workdir, query = _required("workdir", "lookup"), _required("query", "lookup")
             from tfcontrast import jobs
 
@@ -92,11 +112,31 @@ def main(argv) -> int:
 
 
 def _command(argv) -> str:
+    """The command of the positional arguments (``argv[0]`` is the program)."""
     positional = list(argv[1:])
+    if positional and positional[0] == "configs" and (len(positional) == 1 or positional[1] == "show" and len(positional) == 3):
+        return "configs"
     if len(positional) != 1 or positional[0] not in COMMANDS:
         seen = " ".join(positional) if positional else "nothing"
-        raise UsageError(f"expected one command of {', '.join(COMMANDS)}, got {seen}\n{USAGE}")
+        raise UsageError(
+            f"expected one command of {', '.join(COMMANDS)}, got {seen} "
+            f"(config overrides are written --config.KEY=VALUE)\n{USAGE}"
+        )
     return positional[0]
+
+
+def _configs(arguments) -> str:
+    from tfcontrast import packaged_configs
+
+    if arguments:  # show NAME
+        try:
+            return packaged_configs.text(arguments[1]).rstrip("\n")
+        except ValueError as err:
+            raise UsageError(str(err)) from None
+    return (
+        "packaged configs (tfcontrast train --config NAME; tfcontrast configs show NAME prints one):\n"
+        + packaged_configs.listing()
+    )
 
 
 def _required(name: str, command: str) -> str:
@@ -106,54 +146,39 @@ def _required(name: str, command: str) -> str:
     return value
 
 
-def _refuse_config(command: str) -> None:
-    if FLAGS["config"].present:
+def _refuse_config(command: str, overrides) -> None:
+    if FLAGS["config"].present or overrides:
         raise UsageError(
             f"{command} takes no --config: it reads the run's own config from <workdir>/config.json"
+            if command != "configs" else "configs takes no --config"
         )
 
 
-def _train_config():
+def _train_config(overrides: dict):
     if not FLAGS["config"].present:
-        raise UsageError(f"train needs --config (e.g. --config configs/directpred_digits.py)\n{USAGE}")
-    path = config_flags.get_config_filename(FLAGS["config"])
-    if not os.path.isfile(path):
-        raise UsageError(f"--config: no config file at {path!r}")
-    try:
-        config = _CONFIG.value
-        config.get("method")
-    except IOError as err:  # config_flags defers a failed load to the first access
-        raise UsageError(f"--config {path!r} could not be loaded: {err.__cause__ or err}") from None
-    return config_lib.validate(config)
+        raise UsageError(f"train needs --config (e.g. --config directpred_digits)\n{USAGE}")
+    return config_lib.validate(config_lib.load(FLAGS.config, overrides, from_text=True))
 
 
 def _parse_flags(argv):
-    """absl flag parsing whose errors (config overrides included) read as one line, exit status 2."""
+    """absl flag parsing of everything but the config overrides; errors read as one line, exit status 2.
+
+    Returns ``(positional arguments, {dotted key: text})`` for :func:`main`.
+    """
+    rest, overrides = [argv[0]], {}
+    for arg in argv[1:]:
+        match = _OVERRIDE.match(arg)
+        if match is None:
+            rest.append(arg)
+            continue
+        negated, key, text = match.groups()
+        if negated and text is not None:
+            _fail(f"{arg}: --noconfig.KEY takes no value", status=2)
+        overrides[key] = "false" if negated else ("true" if text is None else text)
     try:
-        return FLAGS(argv)
+        return FLAGS(rest), overrides
     except flags.Error as err:
         _fail(f"{err}\n{USAGE}", status=2)
-    except (KeyError, AttributeError, TypeError, ValueError) as err:
-        _fail(_override_problem(argv) or f"bad --config override: {err}", status=2)
-
-
-def _override_problem(argv) -> str | None:
-    """Names the ``--config.<key>`` overrides of keys the config file does not have."""
-    path = None
-    for i, arg in enumerate(argv):
-        if arg.startswith("--config="):
-            path = arg.split("=", 1)[1]
-        elif arg == "--config" and i + 1 < len(argv):
-            path = argv[i + 1]
-    if path is None:
-        return "--config.<key> overrides need --config FILE before them"
-    try:
-        config = config_lib.load_file(path)
-    except config_lib.ConfigError as err:
-        return str(err)
-    keys = [m.group(1) for arg in argv if (m := re.match(r"^--?(?:no)?config\.([^=]+)", arg))]
-    problems = [p for p in (config_lib.unknown_key(config, key) for key in keys) if p]
-    return str(config_lib.ConfigError(problems)) if problems else None
 
 
 def _fail(message: str, status: int) -> None:

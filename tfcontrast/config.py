@@ -1,12 +1,33 @@
-"""Run configurations: the schema of ``configs/*.py`` and its validation.
+"""Run configurations: the schema of config files, how they load, and their validation.
 
 A run of the ``tfcontrast`` command is described by one
 ``ml_collections.ConfigDict`` (the convention of Google's SimCLR and BYOL
-code): a Python file ``configs/<name>.py`` whose ``get_config()`` returns it,
-overridden on the command line with ``--config.section.key=value``.
+code): a Python file whose ``get_config()`` returns it, overridden on the
+command line with ``--config.section.key=value``.
 
-:func:`validate` checks a config against the schema of its method *before*
-anything runs or is written, and lists every problem with the key it concerns:
+**Composition.** ``configs/base.py`` holds the sections every run shares
+(``data``, ``encoder``, ``augment``, ``optimizer``, ``train``, ``eval``,
+``index``, and ``seed``), each key documented where it is set. :func:`base`
+returns it for one method, completed from the registry
+(:mod:`tfcontrast.registry`): the method's ``model`` section, its batch kind's
+``train`` keys and, for a method compiled with a loss, a ``loss`` section, all
+at their registered defaults. A method's config states only what differs::
+
+    from tfcontrast.config import base
+
+    def get_config():
+        c = base("simclr")
+        c.model.temperature = 0.2  # NT-Xent temperature
+        return c
+
+**Loading.** :func:`load` takes a packaged config name (``directpred_digits``,
+see :mod:`tfcontrast.packaged_configs`) or a file path, and applies overrides.
+Overriding ``loss.name`` resets the ``loss`` section to the new loss's
+registered defaults before the other ``loss.*`` overrides apply.
+
+**Validation.** :func:`validate` checks a config against the schema of its
+method *before* anything runs or is written, and lists every problem with the
+key it concerns:
 
 * an unknown key (a typo, or a key of another method), with the keys it could
   have meant;
@@ -17,25 +38,27 @@ anything runs or is written, and lists every problem with the key it concerns:
   probability outside [0, 1], steps that are not a multiple of the epoch, a
   data path that does not exist.
 
-Sections (every one is required; ``model`` and ``train`` depend on the method):
+Sections (every one is required; ``model``, ``loss`` and part of ``train`` depend on the method):
 
-======== ==============================================================
-section  keys
-======== ==============================================================
-(top)    ``method``, ``seed``
-data     ``name``, ``path``, ``test_fraction``, ``split_seed``, ``image_size``, ``color_mode``
-encoder  ``name``, ``features``, ``width``, ``widths``, ``stem``
-model    per method: see :data:`MODEL_FIELDS`
-augment  :class:`tfcontrast.augment.TwoViewAugmentation` arguments, plus ``enabled``
+========= ==============================================================
+section   keys
+========= ==============================================================
+(top)     ``method`` (a registered method), ``seed``
+data      ``name``, ``path``, ``test_fraction``, ``split_seed``, ``image_size``, ``color_mode``
+encoder   ``name``, ``features``, ``width``, ``widths``, ``stem``
+model     the method's registered fields
+loss      methods compiled with a loss: ``name`` (a registered loss) and that loss's fields
+augment   :class:`tfcontrast.augment.TwoViewAugmentation` arguments, plus ``enabled``
 optimizer ``name``, ``lr``, ``weight_decay``, ``momentum``, ``schedule``, ``warmup_steps``
-train    ``steps``, ``steps_per_epoch``, ``stop_after_steps``, ``jit_compile`` and the
-         batch keys of the method (:data:`BATCH_FIELDS`)
-eval     ``knn_k``, ``recall_ks``, ``batch_size``, ``map_method``, ``grid_queries``,
-         ``grid_neighbors``, ``nuisance_max_shift``, ``nuisance_max_degrees``, ``nuisance_seed``
-index    ``metric``, ``backend``, ``lookup_k``
-======== ==============================================================
+train     ``steps``, ``steps_per_epoch``, ``stop_after_steps``, ``jit_compile`` and the
+          keys of the method's batch kind
+eval      ``knn_k``, ``recall_ks``, ``batch_size``, ``map_method``, ``grid_queries``,
+          ``grid_neighbors``, ``nuisance_max_shift``, ``nuisance_max_degrees``, ``nuisance_seed``
+index     ``metric``, ``backend``, ``lookup_k``
+========= ==============================================================
 
-The files in ``configs/`` document every key next to its value.
+``tfcontrast configs show base`` prints the shared sections with a comment on
+every key; ``tfcontrast configs`` lists the packaged configs.
 """
 
 from __future__ import annotations
@@ -43,23 +66,20 @@ from __future__ import annotations
 import difflib
 import importlib.util
 import json
-import math
 import os
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import ml_collections
 
-METHODS = ("siamese", "triplet", "supcon", "simclr", "byol", "directpred", "simsiam")
-SSL_METHODS = ("simclr", "byol", "directpred", "simsiam")
+from tfcontrast import fields as fields_lib, packaged_configs, registry
+from tfcontrast.fields import Bool, Choice, Field, Float, Floats, Int, Ints, Str
+
 DATA_SOURCES = ("digits", "image_folder", "npz")
 COLOR_MODES = ("grayscale", "rgb")
 ENCODERS = ("digits_cnn", "mlp", "resnet18")
 STEMS = ("cifar", "imagenet")
 OPTIMIZERS = ("adamw", "adam", "sgd", "lamb", "lion")
 SCHEDULES = ("cosine", "constant")
-DISTANCES = ("euclidean", "sqeuclidean", "cosine", "inner_product")
-MININGS = ("semi-hard", "hard", "all")
 RECIPES = ("simclr", "byol")
 MAP_METHODS = ("pca", "tsne")
 INDEX_METRICS = ("cosine", "euclidean", "inner_product")
@@ -68,6 +88,10 @@ INDEX_BACKENDS = ("exact", "hnsw", "ivf")
 # Keys that control how a run executes, not what it computes: they may differ
 # when an interrupted run is resumed.
 EXECUTION_KEYS = ("train.stop_after_steps",)
+
+# Sections whose ``name`` picks a registered entry with its own fields: a new
+# name resets the section to that entry's defaults.
+SELECTOR_SECTIONS = {"loss": registry.losses}
 
 
 class ConfigError(ValueError):
@@ -82,167 +106,123 @@ class ConfigError(ValueError):
 # ------------------------------------------------------------------ schema
 
 
-@dataclass(frozen=True)
-class Field:
-    """One leaf of the schema: its type and an optional value check.
-
-    ``kind`` is ``"int"``, ``"float"``, ``"str"``, ``"bool"`` or
-    ``"ints"`` / ``"floats"`` (a tuple of numbers, of length ``length`` when
-    given). ``check(value)`` returns a message describing what is wrong, or
-    ``None``.
-    """
-
-    kind: str
-    check: Callable[[Any], str | None] | None = None
-    length: int | None = None
-
-
-def _choice(choices) -> Callable[[Any], str | None]:
-    return lambda v: None if v in choices else f"must be one of {tuple(choices)}, got {v!r}"
-
-
-def _at_least(low) -> Callable[[Any], str | None]:
-    return lambda v: None if v >= low else f"must be >= {low}, got {v!r}"
-
-
-def _positive(v) -> str | None:
-    return None if v > 0 else f"must be > 0, got {v!r}"
-
-
-def _fraction(v) -> str | None:
-    """[0, 1)."""
-    return None if 0 <= v < 1 else f"must lie in [0, 1), got {v!r}"
-
-
-def _probability(v) -> str | None:
-    return None if 0 <= v <= 1 else f"must lie in [0, 1], got {v!r}"
-
-
-def _open_fraction(v) -> str | None:
-    return None if 0 < v < 1 else f"must lie in (0, 1), got {v!r}"
-
-
-def _all(check) -> Callable[[Any], str | None]:
-    return lambda values: next((f"{m} (in {values!r})" for m in map(check, values) if m), None)
-
-
 def _crop_scale(v) -> str | None:
     lo, hi = v
     return None if 0 < lo <= hi <= 1 else f"must be (min, max) with 0 < min <= max <= 1, got {v!r}"
 
 
-POSITIVE_INT = Field("int", _at_least(1))
-NON_NEGATIVE_INT = Field("int", _at_least(0))
-POSITIVE_FLOAT = Field("float", _positive)
-NON_NEGATIVE_FLOAT = Field("float", _at_least(0))
-PROBABILITY = Field("float", _probability)
-BOOL = Field("bool")
+PROBABILITY = Float(within="[0, 1]")
 
+# The shared sections; their values and one-line docs are in configs/base.py.
 COMMON_FIELDS: dict[str, Any] = {
-    "method": Field("str", _choice(METHODS)),
-    "seed": NON_NEGATIVE_INT,
+    "seed": Int(min=0),
     "data": {
-        "name": Field("str", _choice(DATA_SOURCES)),
-        "path": Field("str"),
-        "test_fraction": Field("float", _open_fraction),
-        "split_seed": NON_NEGATIVE_INT,
-        "image_size": Field("ints", _all(_at_least(2)), length=2),
-        "color_mode": Field("str", _choice(COLOR_MODES)),
+        "name": Choice(DATA_SOURCES),
+        "path": Str(),
+        "test_fraction": Float(within="(0, 1)"),
+        "split_seed": Int(min=0),
+        "image_size": Ints(min=2, length=2),
+        "color_mode": Choice(COLOR_MODES),
     },
     "encoder": {
-        "name": Field("str", _choice(ENCODERS)),
-        "features": POSITIVE_INT,
-        "width": POSITIVE_INT,
-        "widths": Field("ints", _all(_at_least(1))),
-        "stem": Field("str", _choice(STEMS)),
+        "name": Choice(ENCODERS),
+        "features": Int(min=1),
+        "width": Int(min=1),
+        "widths": Ints(min=1),
+        "stem": Choice(STEMS),
     },
     "augment": {
-        "enabled": BOOL,
-        "recipe": Field("str", _choice(RECIPES)),
-        "crop_scale": Field("floats", _crop_scale, length=2),
-        "flip": BOOL,
+        "enabled": Bool(),
+        "recipe": Choice(RECIPES),
+        "crop_scale": Floats(length=2, check=_crop_scale),
+        "flip": Bool(),
         "jitter_prob": PROBABILITY,
-        "jitter_strength": NON_NEGATIVE_FLOAT,
+        "jitter_strength": Float(within="[0, inf)"),
         "grayscale_prob": PROBABILITY,
         "blur_prob": PROBABILITY,
         "solarize_prob": PROBABILITY,
-        "max_shift": NON_NEGATIVE_INT,
-        "max_degrees": NON_NEGATIVE_FLOAT,
+        "max_shift": Int(min=0),
+        "max_degrees": Float(within="[0, inf)"),
     },
     "optimizer": {
-        "name": Field("str", _choice(OPTIMIZERS)),
-        "lr": POSITIVE_FLOAT,
-        "weight_decay": NON_NEGATIVE_FLOAT,
-        "momentum": Field("float", _fraction),
-        "schedule": Field("str", _choice(SCHEDULES)),
-        "warmup_steps": NON_NEGATIVE_INT,
+        "name": Choice(OPTIMIZERS),
+        "lr": Float(within="(0, inf)"),
+        "weight_decay": Float(within="[0, inf)"),
+        "momentum": Float(within="[0, 1)"),
+        "schedule": Choice(SCHEDULES),
+        "warmup_steps": Int(min=0),
     },
     "train": {
-        "steps": POSITIVE_INT,
-        "steps_per_epoch": POSITIVE_INT,
-        "stop_after_steps": NON_NEGATIVE_INT,
-        "jit_compile": BOOL,
+        "steps": Int(min=1),
+        "steps_per_epoch": Int(min=1),
+        "stop_after_steps": Int(min=0),
+        "jit_compile": Bool(),
     },
     "eval": {
-        "knn_k": POSITIVE_INT,
-        "recall_ks": Field("ints", _all(_at_least(1))),
-        "batch_size": POSITIVE_INT,
-        "map_method": Field("str", _choice(MAP_METHODS)),
-        "grid_queries": POSITIVE_INT,
-        "grid_neighbors": POSITIVE_INT,
-        "nuisance_max_shift": NON_NEGATIVE_INT,
-        "nuisance_max_degrees": NON_NEGATIVE_FLOAT,
-        "nuisance_seed": NON_NEGATIVE_INT,
+        "knn_k": Int(min=1),
+        "recall_ks": Ints(min=1),
+        "batch_size": Int(min=1),
+        "map_method": Choice(MAP_METHODS),
+        "grid_queries": Int(min=1),
+        "grid_neighbors": Int(min=1),
+        "nuisance_max_shift": Int(min=0),
+        "nuisance_max_degrees": Float(within="[0, inf)"),
+        "nuisance_seed": Int(min=0),
     },
     "index": {
-        "metric": Field("str", _choice(INDEX_METRICS)),
-        "backend": Field("str", _choice(INDEX_BACKENDS)),
-        "lookup_k": POSITIVE_INT,
+        "metric": Choice(INDEX_METRICS),
+        "backend": Choice(INDEX_BACKENDS),
+        "lookup_k": Int(min=1),
     },
 }
 
-_EMBEDDING = {"embedding_dim": NON_NEGATIVE_INT, "normalize": BOOL}
-MODEL_FIELDS: dict[str, dict[str, Field]] = {
-    "siamese": {"distance": Field("str", _choice(DISTANCES)), "margin": NON_NEGATIVE_FLOAT},
-    "triplet": {
-        **_EMBEDDING,
-        "margin": NON_NEGATIVE_FLOAT,
-        "mining": Field("str", _choice(MININGS)),
-        "distance": Field("str", _choice(DISTANCES)),
-        "soft": BOOL,
-    },
-    "supcon": {**_EMBEDDING, "temperature": POSITIVE_FLOAT},
-    "simclr": {"projection_dim": POSITIVE_INT, "hidden_dim": POSITIVE_INT, "temperature": POSITIVE_FLOAT},
-    "byol": {"projection_dim": POSITIVE_INT, "hidden_dim": POSITIVE_INT, "tau_base": Field("float", _fraction)},
-    "directpred": {
-        "projection_dim": POSITIVE_INT,
-        "hidden_dim": POSITIVE_INT,
-        "tau_base": Field("float", _fraction),
-        "rho": Field("float", _fraction),
-        "eps": NON_NEGATIVE_FLOAT,
-        "freq": POSITIVE_INT,
-        "variant": Field("str", _choice(("directpred", "directcopy"))),
-    },
-    "simsiam": {"projection_dim": POSITIVE_INT, "predictor_hidden_dim": POSITIVE_INT},
-}
 
-_PK = {"classes_per_batch": POSITIVE_INT, "samples_per_class": Field("int", _at_least(2))}
-BATCH_FIELDS: dict[str, dict[str, Field]] = {
-    "siamese": {"batch_size": POSITIVE_INT, "positive_fraction": PROBABILITY},
-    "triplet": _PK,
-    "supcon": _PK,
-    **{m: {"batch_size": Field("int", _at_least(2))} for m in SSL_METHODS},
-}
+def schema(method: str, loss: str | None = None) -> dict[str, Any]:
+    """The nested schema (sections -> :class:`~tfcontrast.fields.Field`) of a config of ``method``.
+
+    For a method compiled with a loss, ``loss`` names the loss whose fields the
+    ``loss`` section holds (default: the method's default loss).
+
+    Raises:
+        ValueError: an unknown method or loss.
+    """
+    spec = registry.methods.get(method)
+    out: dict[str, Any] = {"method": Choice(registry.methods.names())}
+    out.update({k: (dict(v) if isinstance(v, dict) else v) for k, v in COMMON_FIELDS.items()})
+    out["model"] = dict(spec.fields)
+    out["train"].update(registry.batch_kinds.get(spec.batch).fields)
+    if spec.loss is not None:
+        out["loss"] = {"name": Choice(loss_names(spec.loss)), **registry.losses.get(loss or spec.default_loss).fields}
+    return out
 
 
-def schema(method: str) -> dict[str, Any]:
-    """The nested schema (sections -> :class:`Field`) of a method's config."""
-    if method not in METHODS:
-        raise ValueError(f"`method` must be one of {METHODS}, got {method!r}.")
-    spec = {k: (dict(v) if isinstance(v, dict) else v) for k, v in COMMON_FIELDS.items()}
-    spec["model"] = dict(MODEL_FIELDS[method])
-    spec["train"].update(BATCH_FIELDS[method])
-    return spec
+def loss_names(inputs: str) -> tuple[str, ...]:
+    """The registered losses called on ``inputs`` (a key of :data:`tfcontrast.registry.LOSS_INPUTS`)."""
+    return tuple(spec.name for spec in registry.losses if spec.inputs == inputs)
+
+
+def base(method: str) -> ml_collections.ConfigDict:
+    """The shared sections of ``configs/base.py`` with ``method``'s registered sections at their defaults.
+
+    ``model`` holds the method's fields, ``train`` also its batch kind's keys,
+    and a method compiled with a loss gets ``loss`` (its default loss). The
+    result is unlocked: a config file changes what differs and returns it.
+
+    Raises:
+        ValueError: ``method`` is not registered.
+    """
+    spec = registry.methods.get(method)
+    shared = _run_config_file(packaged_configs.directory() / f"{packaged_configs.BASE}.py")
+    config = ml_collections.ConfigDict()
+    config.method = method
+    for key, value in shared.items():
+        config[key] = value
+    config.model = ml_collections.ConfigDict(spec.defaults())
+    for key, value in registry.batch_kinds.get(spec.batch).defaults().items():
+        config.train[key] = value
+    if spec.loss is not None:
+        config.loss = ml_collections.ConfigDict(registry.losses.get(spec.default_loss).defaults())
+    return config
 
 
 # --------------------------------------------------------------- validation
@@ -258,13 +238,14 @@ def validate(config: ml_collections.ConfigDict | Mapping[str, Any]) -> ml_collec
     Raises:
         ConfigError: every problem found, each with its key (``config.section.key``).
     """
-    raw = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
+    raw = _as_dict(config)
     method = raw.get("method")
-    if method not in METHODS:
+    if not isinstance(method, str) or method not in registry.methods:
         shown = "missing" if "method" not in raw else f"got {method!r}"
-        raise ConfigError([("config.method", f"must be one of {METHODS}, {shown}")])
+        raise ConfigError([("config.method", f"must be one of {registry.methods.names()}, {shown}")])
+    raw, spec = _without_other_loss_keys(raw)
     problems: list[tuple[str, str]] = []
-    resolved = _walk(schema(method), raw, "config", problems)
+    resolved = _walk(spec, raw, "config", problems)
     if not problems:
         problems += _cross_checks(resolved)
     if problems:
@@ -274,14 +255,30 @@ def validate(config: ml_collections.ConfigDict | Mapping[str, Any]) -> ml_collec
     return out
 
 
+def _without_other_loss_keys(raw: dict) -> tuple[dict, dict]:
+    """``(raw, schema)`` of a config; when ``loss.name`` is not a loss of the method, both keep only that key.
+
+    (The other ``loss`` keys belong to a loss that is not there: the name alone is reported.)
+    """
+    method = registry.methods.get(raw["method"])
+    section = raw.get("loss")
+    if method.loss is None or not isinstance(section, Mapping):
+        return raw, schema(method.name)
+    if section.get("name") in loss_names(method.loss):
+        return raw, schema(method.name, section["name"])
+    spec = schema(method.name)
+    spec["loss"] = {"name": spec["loss"]["name"]}
+    return {**raw, "loss": {k: v for k, v in section.items() if k == "name"}}, spec
+
+
 def _walk(spec: dict, raw: Mapping, prefix: str, problems: list) -> dict:
     out = {}
     for key in raw:
         if key not in spec:
-            near = difflib.get_close_matches(str(key), list(spec), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
             where = "the top level" if prefix == "config" else prefix
-            problems.append((f"{prefix}.{key}", f"unknown key{hint} (known keys of {where}: {', '.join(spec)})"))
+            problems.append(
+                (f"{prefix}.{key}", f"unknown key{registry.did_you_mean(key, spec)} (known keys of {where}: {', '.join(spec)})")
+            )
     for key, field in spec.items():
         name = f"{prefix}.{key}"
         if key not in raw:
@@ -293,53 +290,12 @@ def _walk(spec: dict, raw: Mapping, prefix: str, problems: list) -> dict:
             else:
                 out[key] = _walk(field, value, name, problems)
         else:
-            value, message = _check_field(field, raw[key])
+            value, message = fields_lib.convert(field, raw[key])
             if message:
                 problems.append((name, message))
             else:
                 out[key] = value
     return out
-
-
-def _check_field(field: Field, value) -> tuple[Any, str | None]:
-    value, message = _convert(field, value)
-    if message is None and field.check is not None:
-        message = field.check(value)
-    return value, message
-
-
-_KIND_NAMES = {"int": "an int", "float": "a number", "str": "a string", "bool": "a bool (True/False)"}
-
-
-def _convert(field: Field, value) -> tuple[Any, str | None]:
-    kind = field.kind
-    if kind in ("ints", "floats"):
-        element = Field(kind[:-1])
-        if not isinstance(value, (tuple, list)):
-            return value, f"must be a tuple of {kind[:-1]}s, got {value!r}"
-        if field.length is not None and len(value) != field.length:
-            return value, f"must hold {field.length} values, got {value!r}"
-        if not value:
-            return value, "must hold at least one value"
-        converted = []
-        for v in value:
-            c, message = _convert(element, v)
-            if message:
-                return value, f"must be a tuple of {kind[:-1]}s, got {value!r}"
-            converted.append(c)
-        return tuple(converted), None
-    wrong = f"must be {_KIND_NAMES[kind]}, got {type(value).__name__} {value!r}"
-    if kind == "bool":
-        return (value, None) if isinstance(value, bool) else (value, wrong)
-    if kind == "str":
-        return (value, None) if isinstance(value, str) else (value, wrong)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return value, wrong
-    if kind == "int":
-        return (int(value), None) if isinstance(value, int) else (value, wrong)
-    if not math.isfinite(value):
-        return value, f"must be a finite number, got {value!r}"
-    return float(value), None
 
 
 def _cross_checks(c: dict) -> list[tuple[str, str]]:
@@ -363,8 +319,14 @@ def _cross_checks(c: dict) -> list[tuple[str, str]]:
         problems.append(
             ("config.optimizer.warmup_steps", f"must be below train.steps ({train['steps']}), got {c['optimizer']['warmup_steps']}")
         )
-    if c["method"] in SSL_METHODS and not c["augment"]["enabled"]:
-        problems.append(("config.augment.enabled", f"must be True for {c['method']}: it learns from two augmented views"))
+    spec = registry.methods.get(c["method"])
+    kind = registry.batch_kinds.get(spec.batch)
+    if kind.needs_views and not c["augment"]["enabled"]:
+        problems.append(
+            ("config.augment.enabled", f"must be True for {c['method']}: its {kind.name} batches are augmented views")
+        )
+    if spec.check is not None:
+        problems += spec.check(c)
     path = data["path"]
     if data["name"] == "digits":
         if path:
@@ -385,66 +347,153 @@ def _cross_checks(c: dict) -> list[tuple[str, str]]:
 # ------------------------------------------------------------ files and json
 
 
-def load_file(path: str, overrides: Mapping[str, Any] | None = None) -> ml_collections.ConfigDict:
-    """``get_config()`` of the config file at ``path``, locked, with ``overrides`` applied.
+def load(source: str | os.PathLike, overrides: Mapping[str, Any] | None = None, from_text: bool = False) -> ml_collections.ConfigDict:
+    """The config ``source`` names, locked, with ``overrides`` applied (:func:`apply_overrides`).
 
-    ``overrides`` maps dotted keys (``"optimizer.lr"``) to values, as
-    ``--config.optimizer.lr=...`` does on the command line.
+    Args:
+        source: a config file path, or the name of a packaged config
+            (``"directpred_digits"``; ``tfcontrast configs`` lists them).
+        overrides: dotted keys (``"optimizer.lr"``) -> values, as
+            ``--config.optimizer.lr=...`` does on the command line.
+        from_text: the override values are command-line text, typed here.
 
     Raises:
-        ConfigError: a missing file, a file without ``get_config``, or an override of an unknown key.
+        ConfigError: no such file or packaged config, a file without ``get_config``,
+            or an override of an unknown key.
     """
+    path = packaged_configs.resolve(source)
+    if path is None:
+        raise ConfigError([("--config", _no_config_message(os.fspath(source)))])
+    return load_file(path, overrides, from_text=from_text)
+
+
+def _no_config_message(source: str) -> str:
+    message = f"no config file at {source!r}"
+    stem = os.path.basename(source)
+    stem = stem[:-3] if stem.endswith(".py") else stem
+    try:
+        packaged = packaged_configs.names()
+    except FileNotFoundError as err:
+        return f"{message} ({err})"
+    if stem in packaged and stem != source:
+        return f"{message}; the packaged config of that name is --config {stem}"
+    return f"{message}, and no packaged config of that name (packaged: {', '.join(packaged)}; `tfcontrast configs` describes them)"
+
+
+def load_file(path: str | os.PathLike, overrides: Mapping[str, Any] | None = None, from_text: bool = False) -> ml_collections.ConfigDict:
+    """``get_config()`` of the config file at ``path``, locked, with ``overrides`` applied (see :func:`load`)."""
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ConfigError([("--config", f"no config file at {path!r}")])
+    config = _run_config_file(path)
+    return apply_overrides(config, overrides or {}, from_text=from_text)
+
+
+def _run_config_file(path) -> ml_collections.ConfigDict:
     spec = importlib.util.spec_from_file_location("tfcontrast_user_config", path)
+    if spec is None:
+        raise ConfigError([("--config", f"{os.fspath(path)!r} is not a Python file (a config is a .py file)")])
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     if not callable(getattr(module, "get_config", None)):
-        raise ConfigError([("--config", f"{path!r} defines no get_config() function")])
+        raise ConfigError([("--config", f"{os.fspath(path)!r} defines no get_config() function")])
     config = module.get_config()
     if not isinstance(config, ml_collections.ConfigDict):
-        raise ConfigError([("--config", f"get_config() of {path!r} must return a ConfigDict, got {type(config).__name__}")])
-    config.lock()
+        raise ConfigError(
+            [("--config", f"get_config() of {os.fspath(path)!r} must return a ConfigDict, got {type(config).__name__}")]
+        )
+    return config
+
+
+def apply_overrides(config: ml_collections.ConfigDict | Mapping, overrides: Mapping[str, Any], from_text: bool = False
+                    ) -> ml_collections.ConfigDict:
+    """A locked copy of ``config`` with ``overrides`` (dotted key -> value) applied.
+
+    Only existing keys can be overridden. A new ``name`` of a selector section
+    (``loss.name``, :data:`SELECTOR_SECTIONS`) applies first and resets that
+    section to the registered defaults of the new name, so that
+    ``{"loss.name": "supcon", "loss.temperature": 0.2}`` gives SupCon at
+    temperature 0.2 whatever loss the config had. With ``from_text`` the values
+    are command-line text, typed by the key's schema field (or its current value):
+    see :func:`tfcontrast.fields.parse_text`. Values are not validated here
+    (:func:`validate` does that, naming the key).
+
+    Raises:
+        ConfigError: overrides of unknown keys (each with the keys it could have meant),
+            or an unknown name of a selector section.
+    """
+    values = _as_dict(config)
     problems = []
-    for key, value in (overrides or {}).items():
-        problem = unknown_key(config, key)
+    selectors = [key for key in overrides if key.count(".") == 1 and key.endswith(".name") and key.split(".")[0] in SELECTOR_SECTIONS]
+    for key in selectors + [key for key in overrides if key not in selectors]:
+        problem = unknown_key(values, key)
         if problem:
             problems.append(problem)
             continue
         *parents, leaf = key.split(".")
-        section = config
+        section = values
         for part in parents:
             section = section[part]
-        try:
+        value = overrides[key]
+        if from_text and isinstance(value, str):
+            value = fields_lib.parse_text(_field_of(values, key), section[leaf], value)
+        if key in selectors and value != section[leaf]:
+            entries = SELECTOR_SECTIONS[parents[0]]
+            if value not in entries:
+                problems.append((f"config.{key}", f"unknown {entries.what} {value!r}{registry.did_you_mean(value, entries.names())} (known: {', '.join(entries.names())})"))
+                continue
+            values[parents[0]] = entries.get(value).defaults()
+        else:
             section[leaf] = value
-        except (TypeError, ValueError) as err:
-            problems.append((f"config.{key}", str(err)))
     if problems:
         raise ConfigError(problems)
-    return config
+    out = ml_collections.ConfigDict(values)
+    out.lock()
+    return out
 
 
-def unknown_key(config: ml_collections.ConfigDict, key: str) -> tuple[str, str] | None:
+def _field_of(values: Mapping, key: str) -> Field | None:
+    """The schema field of a dotted key in ``values``, or ``None`` when the schema cannot say."""
+    try:
+        method = values.get("method")
+        loss = values.get("loss", {}).get("name") if isinstance(values.get("loss"), Mapping) else None
+        node: Any = schema(method, loss)
+    except (ValueError, TypeError):
+        return None
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node if isinstance(node, Field) else None
+
+
+def unknown_key(config: ml_collections.ConfigDict | Mapping, key: str) -> tuple[str, str] | None:
     """``(key, message)`` when the dotted ``key`` is not in ``config``, else ``None``."""
     node: Any = config
     walked = "config"
     for part in key.split("."):
-        if not isinstance(node, ml_collections.ConfigDict):
+        if not isinstance(node, (ml_collections.ConfigDict, Mapping)):
             return (f"config.{key}", f"{walked} is a value, not a section")
         if part not in node:
-            near = difflib.get_close_matches(part, list(node.keys()), n=1)
-            hint = f"; did you mean {near[0]!r}?" if near else ""
-            return (f"config.{key}", f"unknown key{hint} (known keys of {walked}: {', '.join(node.keys())})")
+            return (
+                f"config.{key}",
+                f"unknown key{registry.did_you_mean(part, node.keys())} (known keys of {walked}: {', '.join(node.keys())})",
+            )
         node = node[part]
         walked += f".{part}"
     return None
 
 
+def _as_dict(config: ml_collections.ConfigDict | Mapping) -> dict:
+    """A deep copy of ``config`` as nested plain dicts."""
+    if isinstance(config, ml_collections.ConfigDict):
+        return config.to_dict()
+    return {k: _as_dict(v) if isinstance(v, (Mapping, ml_collections.ConfigDict)) else v for k, v in config.items()}
+
+
 def to_json(config: ml_collections.ConfigDict | Mapping) -> str:
     """The config as sorted, indented JSON (tuples become lists)."""
-    raw = config.to_dict() if isinstance(config, ml_collections.ConfigDict) else dict(config)
-    return json.dumps(raw, indent=2, sort_keys=True)
+    return json.dumps(_as_dict(config), indent=2, sort_keys=True)
 
 
 def from_json(text: str) -> ml_collections.ConfigDict:

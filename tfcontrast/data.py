@@ -22,6 +22,8 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
+from tfcontrast import validation
+
 
 @dataclass(frozen=True)
 class Split:
@@ -232,16 +234,7 @@ def as_class_ids(labels, n: int, name: str = "labels") -> np.ndarray:
     Raises:
         ValueError: another shape or length, non-integer values, or a non-numeric dtype.
     """
-    labels = np.asarray(labels)
-    if labels.ndim == 2 and labels.shape[1] == 1:
-        labels = labels[:, 0]
-    if labels.ndim != 1 or len(labels) != n:
-        raise ValueError(f"`{name}` must be integer class ids of shape [{n}] (one per example), got shape {labels.shape}.")
-    if np.issubdtype(labels.dtype, np.floating):
-        if not np.all(np.isfinite(labels)) or not np.all(labels == np.round(labels)):
-            raise ValueError(f"`{name}` must be integer class ids, got non-integer values such as {labels[labels != np.round(labels)][:3]}.")
-    elif not np.issubdtype(labels.dtype, np.integer):
-        raise ValueError(f"`{name}` must be integer class ids, got dtype {labels.dtype}.")
+    labels = validation.host_class_ids(labels, n, name, float_limit=None)
     if len(labels) and (labels.min() < np.iinfo(np.int32).min or labels.max() > np.iinfo(np.int32).max):
         raise ValueError(f"`{name}` must fit in int32, got values in [{labels.min()}, {labels.max()}].")
     return labels.astype(np.int32)
@@ -513,6 +506,75 @@ def triplet_dataset(
         lambda step: (tuple(tf.gather(x_t, i) for i in sample(step)),), num_parallel_calls=tf.data.AUTOTUNE
     )
     return _finish(dataset, steps, augment, image_paths=[0, 1, 2])
+
+
+# --------------------------------------------------------------------------
+# Few labels: a stratified labelled subset
+# --------------------------------------------------------------------------
+
+
+def labelled_subset(
+    x, y, per_class: int | None = None, fraction: float | None = None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A stratified, reproducible labelled subset of ``(x, y)``: the few labels of semi-supervised learning.
+
+    Give exactly one of ``per_class`` (k examples of every class, e.g. 1, 2,
+    5 or 10 labels per class) or ``fraction`` (``max(1, floor(f n_c + 1/2))``
+    examples of class c with n_c examples, e.g. 0.01 for the "1% of the
+    labels" of SimCLRv2: Chen, Kornblith, Swersky, Norouzi and Hinton, "Big
+    Self-Supervised Models are Strong Semi-Supervised Learners", NeurIPS 2020).
+    Every class of ``y`` gets exactly that many examples, drawn uniformly
+    without replacement.
+
+    The draw is a pure function of ``(y, seed)``: each class's examples are put
+    in a random order by ``numpy.random.default_rng(seed)`` (classes in
+    ascending order) and the first k are kept. So one seed gives nested
+    subsets (the 1-per-class subset lies inside the 2-per-class one) and
+    another seed gives another subset. Draw from the training split only:
+    the subset is then disjoint from the test split.
+
+    Args:
+        x: ``[n, ...]`` examples (the unlabelled pool).
+        y: ``[n]`` integer class ids.
+        per_class: examples per class, an int >= 1.
+        fraction: share of each class, in (0, 1].
+        seed: the seed of the draw.
+
+    Returns:
+        ``(x[indices], y[indices], indices)`` with ``indices`` int64, ascending.
+
+    Raises:
+        ValueError: both or neither of ``per_class`` / ``fraction``, a bad value,
+            ``x`` and ``y`` of different lengths, or a class with fewer examples
+            than asked for (the class and its count are named).
+
+    Example:
+        >>> split = load_digits()
+        >>> x, y, indices = labelled_subset(split.x_train, split.y_train, per_class=1, seed=0)
+        >>> x.shape, sorted(y.tolist()) == list(range(10))
+        ((10, 8, 8, 1), True)
+    """
+    x, labels = _check_examples(x, y)
+    if (per_class is None) == (fraction is None):
+        raise ValueError(f"give exactly one of `per_class` and `fraction`, got per_class={per_class!r}, fraction={fraction!r}.")
+    classes, counts = np.unique(labels, return_counts=True)
+    if per_class is not None:
+        wanted = np.full(len(classes), _check_int(per_class, "per_class", 1))
+    else:
+        if isinstance(fraction, bool) or not isinstance(fraction, (int, float, np.floating)) or not 0.0 < fraction <= 1.0:
+            raise ValueError(f"`fraction` must lie in (0, 1], got {fraction!r}.")
+        wanted = np.maximum(1, np.floor(float(fraction) * counts + 0.5).astype(np.int64))
+    short = wanted > counts
+    if short.any():
+        c = int(np.argmax(short))
+        raise ValueError(
+            f"class {classes[c].item()!r} has {counts[c]} examples but the subset asks for {wanted[c]} per class "
+            f"({int(short.sum())} class(es) too small): ask for fewer."
+        )
+    rng = np.random.default_rng(_check_int(seed, "seed", 0))
+    chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, wanted)]
+    indices = np.sort(np.concatenate(chosen)).astype(np.int64)
+    return x[indices], labels[indices], indices
 
 
 # The docstring corpus lives with the text code; re-exported as tfcontrast.data.load_docstrings.

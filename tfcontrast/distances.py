@@ -12,6 +12,21 @@ metric             d(a, b)                                      range
 ``inner_product``  -<a, b>  (negated so that smaller is closer)  (-inf, inf)
 =================  ===========================================  ==========
 
+**Range.** ``cosine`` and :func:`l2_normalize` are scale-invariant and
+handle every finite row, however large (a row is divided by its largest
+entry before it is normalised). For ``euclidean``, ``sqeuclidean`` and
+``inner_product`` every row must have a squared norm finite in the compute
+dtype with room to spare: ``||x||^2 <= max / 8`` (float32: ``||x|| <=
+6.5e18``; float64: ``||x|| <= 4.7e153``), so that ``||a||^2 + ||b||^2 - 2
+<a, b>`` cannot overflow. Called eagerly (NumPy inputs, evaluation,
+callbacks, a loss called outside ``fit``), :func:`pairwise_distances` checks
+this and raises ``ValueError`` naming the argument (before, a row at 1e20
+gave inf / NaN distances with zero gradient). Inside a ``tf.function``
+(every ``fit`` step) nothing is checked, so compiled steps pay nothing: such
+a row then gives inf or NaN distances (a non-finite loss, which
+``keras.callbacks.TerminateOnNaN`` catches). NaN and inf inputs are not
+refused here; they propagate into the result.
+
 The Euclidean distance has an infinite derivative at 0 (d sqrt(x)/dx at
 x = 0); here its gradient is 0 wherever the squared distance is 0, so a batch
 holding identical embeddings trains without NaN. float16 and bfloat16 inputs
@@ -52,11 +67,20 @@ def l2_normalize(x, axis: int = -1) -> tf.Tensor:
     """``x / max(||x||, floor)`` computed in float32 for half inputs; a zero vector stays zero.
 
     The floor is 1e-6 (1e-3 for float16 inputs, so that the gradient at 0 fits
-    in float16).
+    in float16). Rows whose largest entry exceeds 1 in magnitude are first
+    divided by it (the result does not depend on that scale, nor does its
+    gradient), so every finite row normalises correctly, even one whose
+    squared norm overflows the dtype (``||x|| = 1e30`` in float32).
     """
     x = tf.convert_to_tensor(x)
     floor_squared = _norm_floor_squared(x.dtype)
-    return tf.math.l2_normalize(validation.to_float(x, "x"), axis=axis, epsilon=floor_squared)
+    x = validation.to_float(x, "x")
+    return tf.math.l2_normalize(x / _row_scale(x, axis), axis=axis, epsilon=floor_squared)
+
+
+def _row_scale(x: tf.Tensor, axis: int = -1) -> tf.Tensor:
+    """``max(max_j |x_j|, 1)`` per row, without gradient (normalisation is scale-invariant)."""
+    return tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(x), axis=axis, keepdims=True), 1.0))
 
 
 def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
@@ -74,8 +98,9 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
         ``[n, m]`` float32 tensor (float64 for float64 inputs).
 
     Raises:
-        ValueError: unknown metric, an input that is not rank 2, or inputs whose
-            dimensions differ.
+        ValueError: unknown metric, an input that is not rank 2, inputs whose
+            dimensions differ, or (eagerly) a finite row whose squared norm
+            overflows (module docstring, "Range").
     """
     validation.check_choice(metric, METRICS, "metric")
     a = tf.convert_to_tensor(a)
@@ -89,12 +114,16 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
         b = tf.cast(validation.to_float(b, "b"), a.dtype)
         validation.check_rank(b, 2, "b")
         validation.check_same_dim(a, b, -1, ("a", "b"))
+    if metric != "cosine":  # cosine is scale-invariant: any finite row normalises (l2_normalize)
+        if not self_distances:
+            check_norm_range(b, "b")
+        check_norm_range(a, "a")
 
     if metric == "inner_product":
         return -tf.matmul(a, b, transpose_b=True)
     if metric == "cosine":
-        a_n = tf.math.l2_normalize(a, axis=-1, epsilon=floor_squared)
-        b_n = a_n if self_distances else tf.math.l2_normalize(b, axis=-1, epsilon=floor_squared)
+        a_n = tf.math.l2_normalize(a / _row_scale(a), axis=-1, epsilon=floor_squared)
+        b_n = a_n if self_distances else tf.math.l2_normalize(b / _row_scale(b), axis=-1, epsilon=floor_squared)
         d = tf.clip_by_value(1.0 - tf.matmul(a_n, b_n, transpose_b=True), 0.0, 2.0)
     else:
         d = squared_euclidean(a, b)
@@ -103,6 +132,25 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
     if self_distances:
         d = tf.linalg.set_diag(d, tf.zeros(tf.shape(d)[:1], d.dtype))
     return d
+
+
+def check_norm_range(x: tf.Tensor, name: str, axis: int = -1) -> None:
+    """Eagerly: ``ValueError`` if a finite row of ``x`` has ``||x||^2 > max / 8`` of its dtype. In a graph: nothing.
+
+    Rows holding NaN or inf are left alone (they propagate; see the module docstring).
+    """
+    if not tf.executing_eagerly():
+        return
+    limit = x.dtype.max / 8
+    finite = tf.reduce_all(tf.math.is_finite(x), axis=axis)
+    squared = tf.reduce_sum(tf.square(tf.where(tf.math.is_finite(x), x, tf.zeros_like(x))), axis=axis)
+    too_large = finite & ~(squared <= limit)
+    if bool(tf.reduce_any(too_large)):
+        rows = tf.where(tf.reshape(too_large, [-1]))[:, 0].numpy()
+        raise ValueError(
+            f"`{name}` has {len(rows)} row(s) whose squared norm overflows {x.dtype.name} distances (||x|| must be "
+            f"<= {float(limit) ** 0.5:.3g}), first rows {rows[:5].tolist()}; rescale the embeddings."
+        )
 
 
 def squared_euclidean(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:

@@ -9,7 +9,11 @@ and statistics (means, correlation matrices) must be global, so:
   where this replica's rows start;
 * :func:`all_reduce_sum` / :func:`all_reduce_mean` reduce across replicas;
 * :func:`replica_share` turns a local sum over anchors into this replica's
-  *share* of the global mean, ``local_sum / global_count``.
+  *share* of the global mean, ``local_sum / global_count``;
+* :func:`global_count` and :func:`global_mean` give batch statistics over the
+  global batch (redundancy-reduction losses standardise with them), and
+  :func:`replicated_share` turns a value every replica computes identically
+  from such statistics into this replica's share of it.
 
 Replica shares follow Keras' own convention for losses under a strategy: the
 value a replica returns is scaled so that **summing over replicas gives the
@@ -89,6 +93,32 @@ def replica_share(local_sum: tf.Tensor, local_count: tf.Tensor) -> tf.Tensor:
 
 
 
+def global_count(x: tf.Tensor) -> tf.Tensor:
+    """Rows of ``x`` summed over replicas: the global batch size, a float32 scalar without gradient."""
+    return all_reduce_sum(tf.cast(tf.shape(x)[0], tf.float32))
+
+
+def global_mean(x: tf.Tensor, count: tf.Tensor | None = None) -> tf.Tensor:
+    """Mean of ``x`` over axis 0 of the *global* batch (``count``: its size, from :func:`global_count`).
+
+    The gradient reaches every replica's rows, as for one device holding the
+    whole batch (the gradient of an all-reduce sum is an all-reduce sum).
+    """
+    count = global_count(x) if count is None else count
+    return all_reduce_sum(tf.reduce_sum(x, axis=0)) / tf.cast(count, x.dtype)
+
+
+def replicated_share(value: tf.Tensor) -> tf.Tensor:
+    """``value / num_replicas`` for a loss every replica computes identically from global statistics.
+
+    Summed over replicas it is ``value``; because the statistics came through
+    all-reduces, the gradients the optimizer sums are those of ``value`` on
+    one device holding the global batch.
+    """
+    r = num_replicas()
+    return value if r == 1 else value / tf.cast(r, value.dtype)
+
+
 def unscale_share(share: tf.Tensor) -> tf.Tensor:
     """``share * num_replicas``: a value whose mean over replicas is the global loss (for metrics)."""
     r = num_replicas()
@@ -102,11 +132,15 @@ def assign_on_every_replica(variables, values) -> None:
     (an EMA target network, DirectPred's correlation matrix and predictor,
     step counters). Called from a replica context it steps into the
     cross-replica context and updates each replica's copy with that replica's
-    value, the way Keras optimizers apply their updates; outside a strategy it
-    is a plain assign. Keras and ``tf.Variable`` objects are both accepted.
+    value, the way Keras optimizers apply their updates; outside a strategy,
+    or in a cross-replica context, it is a plain assign. Keras and ``tf.Variable`` objects are both accepted.
     """
-    variables = [getattr(v, "value", v) if hasattr(v, "path") else v for v in variables]
     values = list(values)
+    if _replica_context() is None:  # cross-replica context (e.g. Keras' symbolic build): one assign sets every copy
+        for variable, value in zip(variables, values):
+            variable.assign(tf.cast(value, variable.dtype))
+        return
+    variables = [getattr(v, "value", v) if hasattr(v, "path") else v for v in variables]
 
     def update(strategy, variables, values):
         for variable, value in zip(variables, values):

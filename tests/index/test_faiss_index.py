@@ -70,24 +70,36 @@ def test_hand_computed_distances():
 
 
 @pytest.mark.parametrize("backend", ("exact", "hnsw", "ivf"))
-def test_fewer_than_k_entries_are_padded(backend, rng):
+def test_k_is_clamped_to_the_number_of_entries(backend, rng):
     idx = make_index("cosine", backend, **({"nlist": 2, "nprobe": 2} if backend == "ivf" else {}))
     idx.add(rng.normal(size=(3, 4)), labels=[1, 2, 3], data=["a", "b", "c"])
-    res = idx.search(rng.normal(size=(2, 4)), k=5)
-    assert sorted(res.ids[0, :3].tolist()) == [0, 1, 2]
-    assert res.ids[:, 3:].tolist() == [[-1, -1]] * 2 and res.labels[:, 3:].tolist() == [[-1, -1]] * 2
-    assert np.all(np.isinf(res.distances[:, 3:])) and np.all(np.isfinite(res.distances[:, :3]))
-    assert res.data[0][3:] == [None, None]
+    for k in (3, 5, 10**9, 2**62):
+        res = idx.search(rng.normal(size=(2, 4)), k=k)
+        assert res.ids.shape == res.labels.shape == res.distances.shape == (2, 3)
+        assert sorted(res.ids[0].tolist()) == [0, 1, 2] and np.all(np.isfinite(res.distances))
+        assert sorted(res.data[1]) == ["a", "b", "c"]
 
 
-def test_empty_index_returns_padding_not_an_error(rng):
+def test_approximate_backends_pad_what_they_do_not_find(rng):
+    # Two far-apart clusters, one ivf list each; nprobe=1 visits only the query's list.
+    centres = np.array([[100.0, 0.0], [-100.0, 0.0]])
+    x = np.concatenate([centres[0] + rng.normal(size=(20, 2)), centres[1] + rng.normal(size=(20, 2))])
+    idx = Index("euclidean", "ivf", nlist=2, nprobe=1)
+    idx.add(x, data=list(range(40)))
+    res = idx.search([[100.0, 0.0]], k=40)
+    assert res.ids.shape == (1, 40)
+    assert sorted(res.ids[0, :20].tolist()) == list(range(20))
+    assert res.ids[0, 20:].tolist() == [-1] * 20 and res.labels[0, 20:].tolist() == [-1] * 20
+    assert np.all(np.isinf(res.distances[0, 20:])) and res.data[0][20:] == [None] * 20
+
+
+def test_empty_index_returns_no_columns_not_an_error(rng):
     idx = Index("euclidean")
     res = idx.search(rng.normal(size=(2, 3)), k=4)  # never added: dim unknown
-    assert res.ids.shape == (2, 4) and np.all(res.ids == -1) and np.all(res.labels == -1)
-    assert np.all(np.isinf(res.distances))
+    assert res.ids.shape == res.labels.shape == res.distances.shape == (2, 0)
     idx.add(rng.normal(size=(5, 3)))
     idx.remove(np.arange(5))
-    assert len(idx) == 0 and np.all(idx.search(rng.normal(size=(1, 3)), k=2).ids == -1)
+    assert len(idx) == 0 and idx.search(rng.normal(size=(1, 3)), k=2).ids.shape == (1, 0)
     with pytest.raises(ValueError, match="dim 3"):
         idx.search(rng.normal(size=(1, 4)), k=2)  # the dim is remembered
 
@@ -150,13 +162,13 @@ def test_hnsw_tombstones_then_rebuild_and_readd(rng):
     idx = make_index("euclidean", "hnsw")
     idx.add(refs)
     idx.remove(np.arange(10))
-    assert idx._selector is not None and len(idx._slot_ids) == 40  # tombstones, no rebuild yet
+    assert idx._store._selector is not None and len(idx._slot_ids) == 40  # tombstones, no rebuild yet
     assert not np.isin(idx.search(refs, k=30).ids, np.arange(10)).any()
     idx.add(refs[:1], ids=[0])  # a removed id may come back, as a new entry
     res = idx.search(refs[:1], k=2)
     assert res.ids[0, 0] == 0 and res.distances[0, 0] == 0.0 and res.ids[0, 1] != 0
     idx.remove(np.arange(10, 35))  # now 26 tombstones > 15 live: rebuilt
-    assert idx._selector is None and len(idx._slot_ids) == len(idx) == 6
+    assert idx._store._selector is None and len(idx._slot_ids) == len(idx) == 6
     np.testing.assert_array_equal(np.sort(idx.search(refs[:1], k=10).ids[0, :6]), [0, 35, 36, 37, 38, 39])
 
 
@@ -253,7 +265,7 @@ def test_bad_labels_and_data_are_refused(filled, rng):
 def test_bad_constructor_arguments_are_refused():
     with pytest.raises(ValueError, match="`metric`"):
         Index(metric="sqeuclidean")
-    with pytest.raises(ValueError, match="`backend`"):
+    with pytest.raises(ValueError, match=r"`backend` must be one of \('exact', 'hnsw', 'ivf'"):
         Index(backend="lsh")
     with pytest.raises(ValueError, match=r"Unknown parameter\(s\) \['nprobe'\]"):
         Index(backend="hnsw", nprobe=3)

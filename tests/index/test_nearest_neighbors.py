@@ -10,20 +10,20 @@ METRICS = ("cosine", "inner_product", "euclidean")
 
 
 @pytest.mark.parametrize("metric", METRICS)
-def test_matches_loop_reference_and_pads_beyond_n(metric, rng):
+def test_matches_loop_reference_and_clamps_k_to_n(metric, rng):
     refs = (rng.normal(size=(9, 5)) * 4).astype(np.float32)
     labels = rng.integers(0, 3, 9)
     ids = np.arange(9) * 10 + 3
     queries = (rng.normal(size=(4, 5)) * 4).astype(np.float32)
-    nn = NearestNeighbors(refs, labels=labels, k=12, metric=metric, ids=ids)  # k > n
+    nn = NearestNeighbors(refs, labels=labels, k=12, metric=metric, ids=ids)  # k > n: 9 columns
     out = nn(queries)
-    assert set(out) == {"ids", "distances", "labels"}
+    assert set(out) == {"ids", "distances", "labels"} and nn.width == 9
     assert out["ids"].dtype == tf.int64 and out["labels"].dtype == tf.int64 and out["distances"].dtype == tf.float32
-    want_ids, want_d, want_labels = reference.split(reference.knn(refs, ids, labels, queries, 12, metric))
+    want_ids, want_d, want_labels = reference.split(reference.knn(refs, ids, labels, queries, 9, metric))
     np.testing.assert_array_equal(out["ids"].numpy(), want_ids)
     np.testing.assert_array_equal(out["labels"].numpy(), want_labels)
     np.testing.assert_allclose(out["distances"].numpy(), want_d, rtol=1e-5, atol=1e-5)
-    assert np.all(out["ids"].numpy()[:, 9:] == -1) and np.all(np.isinf(out["distances"].numpy()[:, 9:]))
+    assert nn.search(queries, k=10**9).ids.shape == (4, 9)
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -80,7 +80,7 @@ def test_from_index_carries_ids_labels_and_skips_removed_entries(rng):
     assert nn.num_embeddings == 18 and nn.metric == "cosine"
     out = nn(x[2:3])
     assert out["ids"].numpy()[0, 0] == 10 and out["labels"].numpy()[0, 0] == 0
-    assert not np.isin(out["ids"].numpy(), [0, 5]).any() and np.all(out["ids"].numpy()[0, 18:] == -1)
+    assert not np.isin(out["ids"].numpy(), [0, 5]).any() and out["ids"].shape == (1, 18)
     with pytest.raises(ValueError, match="empty"):
         NearestNeighbors.from_index(Index(), k=3)
 

@@ -2,6 +2,7 @@ import hashlib
 import io
 import json
 import os
+import pathlib
 import pickle
 
 import numpy as np
@@ -21,16 +22,19 @@ def build(backend, rng, remove=True):
     return idx, x
 
 
+def write_signed_manifest(path, manifest):
+    """Writes ``manifest`` with a freshly forged checksum of its own (what a deliberate forger would do)."""
+    manifest = dict(manifest, manifest_sha256=persistence.manifest_checksum(manifest))
+    (pathlib.Path(path) / "manifest.json").write_text(json.dumps(manifest))
+
+
 def rewrite(path, name, payload):
-    """Replaces a file and forges its manifest entry (size and SHA-256 match)."""
+    """Replaces a file and forges its manifest entry (size and SHA-256 match) and the manifest's checksum."""
     with open(os.path.join(path, name), "wb") as f:
         f.write(payload)
-    manifest_path = os.path.join(path, "manifest.json")
-    with open(manifest_path) as f:
-        manifest = json.load(f)
+    manifest = json.loads((pathlib.Path(path) / "manifest.json").read_text())
     manifest["files"][name] = {"sha256": hashlib.sha256(payload).hexdigest(), "bytes": len(payload)}
-    with open(manifest_path, "w") as f:
-        json.dump(manifest, f)
+    write_signed_manifest(path, manifest)
 
 
 @pytest.mark.parametrize("backend", ["exact", "hnsw", "ivf"])
@@ -83,7 +87,7 @@ def test_crash_while_writing_leaves_the_previous_index_intact(rng, tmp_path, mon
         idx.save(path)
     monkeypatch.undo()
     assert len(calls) == 3
-    assert sorted(os.listdir(tmp_path)) == ["idx"]  # no temporary directory left behind
+    assert sorted(os.listdir(tmp_path)) == [".idx.tfcontrast-lock", "idx"]  # no temporary left behind
     old = Index.load(path)
     assert len(old) == 47  # the index as first saved, not the 52-entry one
     idx.save(path)
@@ -98,7 +102,7 @@ def test_crash_between_the_two_renames_loads_the_previous_copy(rng, tmp_path):
         recovered = Index.load(path)
     assert len(recovered) == 47
     recovered.save(path)  # the next save completes the swap and cleans up
-    assert sorted(os.listdir(tmp_path)) == ["idx"]
+    assert sorted(os.listdir(tmp_path)) == [".idx.tfcontrast-lock", "idx"]
 
 
 def test_tampered_file_is_refused(rng, tmp_path):
@@ -158,6 +162,7 @@ def test_manifest_problems_are_refused(rng, tmp_path):
     path = build("exact", rng)[0].save(tmp_path / "idx")
     manifest_path = tmp_path / "idx" / "manifest.json"
     good = json.loads(manifest_path.read_text())
+    # Checked after the manifest's own checksum: each case forges a valid checksum.
     cases = [
         (dict(good, format_version=99), "format_version 99"),
         (dict(good, format="other"), "not a tfcontrast.index manifest"),
@@ -165,11 +170,13 @@ def test_manifest_problems_are_refused(rng, tmp_path):
         (dict(good, dim=7), "disagrees with the manifest"),
         (dict(good, backend="hnsw"), "disagrees with the manifest"),
         (dict(good, metric="cosine", params={"nlist": 3}), "invalid manifest"),
+        (dict(good, kind="milvus"), "holds a 'milvus' index"),
+        (dict(good, metadata=[1]), "`metadata` must be a dict"),
         (dict(good, files=dict(good["files"], **{"../escape": {"sha256": "0", "bytes": 0}})), "invalid file name"),
         (dict(good, files=dict(good["files"], extra={"sha256": "0", "bytes": 0})), "missing"),
     ]
     for manifest, match in cases:
-        manifest_path.write_text(json.dumps(manifest))
+        write_signed_manifest(path, manifest)
         with pytest.raises(IndexFileError, match=match):
             Index.load(path)
     manifest_path.write_text(json.dumps(good)[:-20])
@@ -181,6 +188,17 @@ def test_manifest_problems_are_refused(rng, tmp_path):
     with pytest.raises(IndexFileError, match="does not exist"):
         Index.load(tmp_path / "nowhere")
     assert issubclass(IndexFileError, ValueError)
+
+
+def test_metadata_round_trips_under_the_manifest_checksum(rng, tmp_path):
+    idx, _ = build("exact", rng)
+    path = idx.save(tmp_path / "idx", metadata={"run": "demo", "step": 3})
+    assert Index.load(path).metadata == {"run": "demo", "step": 3} and idx.metadata["step"] == 3
+    with pytest.raises(ValueError, match="`metadata` must be JSON-serialisable"):
+        idx.save(tmp_path / "idx", metadata={"bad": float("nan")})
+    with pytest.raises(ValueError, match="`metadata` must be a dict"):
+        idx.save(tmp_path / "idx", metadata=[1])
+    assert Index.load(path).metadata["run"] == "demo"  # refused saves left the index as it was
 
 
 def test_save_refuses_a_file_path(rng, tmp_path):

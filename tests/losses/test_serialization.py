@@ -12,6 +12,10 @@ LABELLED = [
     losses.TripletSemiHardLoss(margin=0.4, distance_metric="angular"),
     losses.TripletHardLoss(margin=0.6, soft=True, distance_metric="squared-L2"),
     losses.SupConLoss(temperature=0.2),
+    losses.MultiSimilarityLoss(distance="l2", alpha=1.5, epsilon=0.3),
+    losses.PNLoss(distance="sql2", positive_mining_strategy="easy", negative_mining_strategy="hard", margin=0.2),
+    losses.LiftedStructLoss(margin=0.7),
+    losses.XBM(losses.CircleLoss(gamma=32.0), memory_size=24, warmup_steps=2),
 ]
 ALL = LABELLED + [
     losses.ContrastiveLoss(margin=2.5),
@@ -36,6 +40,7 @@ def test_serialize_round_trip_keeps_config_and_values(loss, rng):
 
 @pytest.mark.parametrize("loss", LABELLED, ids=lambda l: type(l).__name__)
 def test_compiled_model_survives_keras_save_and_load(loss, tmp_path, rng):
+    loss = type(loss).from_config(loss.get_config())  # a fresh one: an XBM memory belongs to one model
     inputs = keras.Input([5])
     model = keras.Model(inputs, keras.layers.Dense(3)(inputs))
     model.compile(optimizer="sgd", loss=loss)

@@ -1,10 +1,11 @@
-"""The ready-made encoders: shapes, parameter counts and bad arguments."""
+"""The ready-made encoders: shapes, parameter counts, fused BatchNorm and bad arguments."""
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from tfcontrast.models import encoders
+from tfcontrast.models import BatchNormalization, encoders
 
 
 def test_resnet18_has_eleven_million_parameters_and_keeps_a_4x4_map_on_32x32():
@@ -40,3 +41,15 @@ def test_digits_cnn_and_mlp_output_features():
 def test_bad_arguments(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize("build", [lambda: encoders.digits_cnn(), lambda: encoders.resnet18((16, 16, 3))],
+                         ids=["digits_cnn", "resnet18"])
+def test_conv_batch_norms_are_synchronized_and_fused_on_one_replica(build):
+    model = build()
+    norms = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(type(layer) is BatchNormalization and layer.synchronized for layer in norms)
+    step = tf.function(lambda x: model(x, training=True))
+    graph = step.get_concrete_function(tf.TensorSpec((2, *model.input_shape[1:]))).graph
+    fused = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
+    assert len(fused) == len(norms)

@@ -299,6 +299,19 @@ def test_config_round_trip_and_keras_file_round_trip(tmp_path, digits):
     assert out.stdout.strip().splitlines()[-1] == "EmbeddingModel SiameseNetwork 0.3 True"
 
 
+def test_export_embedder_writes_the_model_as_a_savedmodel(tmp_path, digits):
+    model = EmbeddingModel(encoder(), embedding_dim=6)
+    x = digits[2][:5]
+    references = model.predict(digits[0][:30], verbose=0)
+    nn = tfc.index.NearestNeighbors(references, labels=digits[1][:30], k=3)
+    path = model.export_embedder(tmp_path / "embedder", index=nn)
+    assert tfc.export.is_export(path)
+    loaded = tf.saved_model.load(path)  # the SavedModel holds no EmbeddingModel class: no tfcontrast needed
+    embed = loaded.signatures["embed"](inputs=tf.constant(x, tf.float32))["embeddings"].numpy()
+    np.testing.assert_allclose(embed, model.predict(x, verbose=0), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(loaded.signatures["lookup"](inputs=tf.constant(x, tf.float32))["ids"], nn.search(embed).ids)
+
+
 # --------------------------------------------------------------- bad input
 
 

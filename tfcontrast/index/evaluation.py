@@ -32,9 +32,13 @@ with the label. Without it every query finds itself at distance 0.
 Queries whose label no reference carries (R = 0) have no defined mAP@R and can
 never be recalled; they are left out of every average (as in
 pytorch-metric-learning's ``AccuracyCalculator``). Unlabelled references
-(label -1) never match. ``index`` is a :class:`~tfcontrast.index.Index` or a
-:class:`~tfcontrast.index.NearestNeighbors`; with an approximate backend the
-metrics measure the approximate ranking.
+(label -1) never match. ``index`` is any
+:class:`~tfcontrast.index.SearchIndex` (the faiss ``Index``, ``MilvusIndex``)
+or a :class:`~tfcontrast.index.NearestNeighbors`; with an approximate backend
+the metrics measure the approximate ranking. An index smaller than the depth
+a metric needs (``k``, or R for mAP@R) counts the missing neighbours as
+irrelevant (the search clamps ``k`` to the number of entries; the result is
+padded here).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from typing import Sequence
 import numpy as np
 
 from tfcontrast.index import inputs
+from tfcontrast.index.search_index import check_searchable, pad_columns
 
 # Queries per search call, so [batch, max R] arrays stay small.
 _MAX_CELLS = 1 << 22
@@ -61,7 +66,7 @@ def evaluate_retrieval(
     """recall@k and precision@k for every k in ``ks``, and mAP@R (module docstring).
 
     Args:
-        index: an ``Index`` or ``NearestNeighbors`` holding labelled references.
+        index: a ``SearchIndex`` or ``NearestNeighbors`` holding labelled references.
         queries: ``[q, dim]`` query embeddings.
         labels: ``[q]`` integer query labels >= 0.
         ks: cut-offs, integers >= 1.
@@ -116,7 +121,7 @@ def knn_accuracy(
     """Accuracy of the distance-weighted k-NN vote, w_j = exp(-d_j / temperature).
 
     Args:
-        index: an ``Index`` or ``NearestNeighbors`` holding labelled references.
+        index: a ``SearchIndex`` or ``NearestNeighbors`` holding labelled references.
         queries: ``[q, dim]`` query embeddings.
         labels: ``[q]`` integer query labels >= 0.
         k: voters per query, >= 1.
@@ -168,6 +173,7 @@ def _weighted_vote(dist: np.ndarray, nbr_labels: np.ndarray, temperature: float)
 
 
 def _prepare(index, queries, labels, exclude_self: bool, query_ids):
+    check_searchable(index)
     q = inputs.as_vectors(queries, "queries", allow_1d=False)
     y = inputs.as_int_vector(labels, "labels", len(q), minimum=0)
     ref_ids, ref_labels = index.entries()
@@ -206,11 +212,11 @@ def _relevant_counts(ref_ids, ref_labels, y, qids) -> np.ndarray:
 
 
 def _neighbours(index, queries, k: int, qids):
-    """(ids, distances, labels) of the k nearest, the query's own entry removed if ``qids``."""
+    """(ids, distances, labels) of the k nearest, padded to k columns, the query's own entry removed if ``qids``."""
     if qids is None:
-        res = index.search(queries, k)
+        res = pad_columns(index.search(queries, k), k)
         return res.ids, res.distances, res.labels
-    res = index.search(queries, k + 1)
+    res = pad_columns(index.search(queries, k + 1), k + 1)
     is_self = res.ids == qids[:, None]
     # Stable sort puts the (at most one) self entry last, keeping the ranking.
     keep = np.argsort(is_self, axis=1, kind="stable")[:, :k]

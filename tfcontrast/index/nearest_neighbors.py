@@ -26,11 +26,14 @@ for ``cosine`` the stored embeddings are normalised once, at construction.
 
 Edge cases (documented results, not errors, inside a graph):
 
-* ``k`` larger than the number of references: the extra columns are padding,
-  id -1, distance ``inf``, label -1 (shapes stay ``[batch, k]``).
-* A query row holding NaN or inf: eager calls raise ``ValueError``; inside a
+* ``k`` larger than the number of references n is clamped to n: outputs are
+  ``[batch, min(k, n)]`` (the rule of every index, see
+  :mod:`tfcontrast.index.search_index`), so a huge ``k`` costs nothing.
+* A query row holding NaN or inf, or whose norm exceeds 6.5e18 (its float32
+  distances would overflow): eager calls raise ``ValueError``; inside a
   ``tf.function`` / SavedModel (where raising is not possible without a
-  run-time assertion XLA cannot compile) that row comes back as padding.
+  run-time assertion XLA cannot compile) that row comes back as padding
+  (id -1, distance ``inf``, label -1).
 * Unlabelled references have label -1.
 
 Example:
@@ -50,8 +53,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfcontrast.index import inputs
-
-METRICS = ("cosine", "inner_product", "euclidean")
+from tfcontrast.index.metrics import METRIC_NAMES as METRICS
+from tfcontrast.index.search_index import SearchResult
 # References per group in the two-stage exact top-k (see `_top_k`).
 _GROUP = 128
 
@@ -63,7 +66,7 @@ class NearestNeighbors(keras.layers.Layer):
     Args:
         embeddings: ``[n, dim]`` finite reference embeddings (n >= 1).
         labels: ``[n]`` integer labels >= -1 (-1 = unlabelled), default all -1.
-        k: neighbours returned per query, an integer >= 1 (> n is padded).
+        k: neighbours returned per query, an integer >= 1 (clamped to n).
         metric: ``"cosine"``, ``"inner_product"`` or ``"euclidean"``.
         ids: ``[n]`` unique integer ids >= 0 returned for each reference,
             default ``0..n-1``.
@@ -71,9 +74,9 @@ class NearestNeighbors(keras.layers.Layer):
             float32 whatever the global dtype policy.
 
     Call:
-        ``queries`` ``[batch, dim]`` -> ``{"ids": int64 [batch, k],
-        "distances": float32 [batch, k], "labels": int64 [batch, k]}``,
-        nearest first.
+        ``queries`` ``[batch, dim]`` -> ``{"ids": int64 [batch, w],
+        "distances": float32 [batch, w], "labels": int64 [batch, w]}``,
+        nearest first, with ``w = min(k, n)`` (:attr:`width`).
 
     Raises:
         ValueError: bad embeddings (shape, NaN/inf), labels, ids, ``k`` or
@@ -102,16 +105,27 @@ class NearestNeighbors(keras.layers.Layer):
         self.reference_labels = self._constant_weight("labels", labels, "int64")
         self.built = True
 
+    @property
+    def width(self) -> int:
+        """Columns of every output: ``min(k, number of references)``."""
+        return min(self.k, self.num_embeddings)
+
     @classmethod
     def from_index(cls, index, k: int = 10, **kwargs) -> "NearestNeighbors":
-        """The live entries of a :class:`tfcontrast.index.Index` as an exact in-graph layer.
+        """The live entries of any :class:`~tfcontrast.index.SearchIndex` with ``to_arrays`` as an exact in-graph layer.
 
         Ids, labels and metric are the index's; the search becomes exact
-        whatever the index's backend.
+        whatever the index's backend (faiss hnsw / ivf, Milvus). The layer
+        holds every vector: for millions of them, keep searching the index.
 
         Raises:
+            TypeError: ``index`` cannot enumerate its vectors (no ``to_arrays``).
             ValueError: the index is empty.
         """
+        if not callable(getattr(index, "to_arrays", None)) or not hasattr(index, "metric"):
+            raise TypeError(
+                f"`index` must be a SearchIndex with `to_arrays()` (Index, MilvusIndex), got {type(index).__name__}."
+            )
         embeddings, ids, labels = index.to_arrays()
         if len(ids) == 0:
             raise ValueError("`index` is empty: NearestNeighbors needs at least one reference.")
@@ -127,22 +141,30 @@ class NearestNeighbors(keras.layers.Layer):
         )
 
     def call(self, queries):
-        return self._lookup(queries, self.k)
+        return self._lookup(queries, self.width)
 
     def _lookup(self, queries, k: int) -> dict[str, tf.Tensor]:
         q = tf.cast(tf.convert_to_tensor(queries), tf.float32)
         if q.shape.rank != 2 or (q.shape[-1] is not None and q.shape[-1] != self.dim):
             raise ValueError(f"`queries` must have shape [batch, {self.dim}], got {q.shape}.")
         finite = tf.reduce_all(tf.math.is_finite(q), axis=1)
-        if tf.executing_eagerly() and not bool(tf.reduce_all(finite)):
+        # Finite rows whose squared norm overflows float32 distances are refused like NaN rows.
+        in_range = tf.reduce_sum(tf.square(tf.where(finite[:, None], q, 0.0)), axis=1) <= inputs.MAX_SQUARED_NORM
+        if tf.executing_eagerly() and not bool(tf.reduce_all(finite & in_range)):
             rows = np.flatnonzero(~finite.numpy())
-            raise ValueError(f"`queries` holds NaN or inf in {len(rows)} row(s), first rows {rows[:5].tolist()}.")
-        q = tf.where(finite[:, None], q, tf.zeros_like(q))
+            if len(rows):
+                raise ValueError(f"`queries` holds NaN or inf in {len(rows)} row(s), first rows {rows[:5].tolist()}.")
+            rows = np.flatnonzero(~in_range.numpy())
+            raise ValueError(
+                f"`queries` has {len(rows)} row(s) whose norm exceeds {inputs.MAX_NORM:.3g} (float32 distances "
+                f"would overflow), first rows {rows[:5].tolist()}."
+            )
+        usable = finite & in_range
+        q = tf.where(usable[:, None], q, tf.zeros_like(q))
         refs = tf.convert_to_tensor(self.reference_embeddings)
         if self.metric == "cosine":
             q = tf.math.l2_normalize(q, axis=1, epsilon=1e-12)
-        k_found = min(k, self.num_embeddings)
-        top, positions = self._top_k(q, refs, k_found)
+        top, positions = self._top_k(q, refs, min(k, self.num_embeddings))
         if self.metric == "cosine":
             distances = tf.clip_by_value(1.0 - top, 0.0, 2.0)
         elif self.metric == "inner_product":
@@ -157,12 +179,7 @@ class NearestNeighbors(keras.layers.Layer):
             positions = tf.gather(positions, order, batch_dims=1)
         ids = tf.gather(self.reference_ids, positions)
         labels = tf.gather(self.reference_labels, positions)
-        pad = k - k_found
-        if pad:
-            distances = tf.pad(distances, [[0, 0], [0, pad]], constant_values=np.inf)
-            ids = tf.pad(ids, [[0, 0], [0, pad]], constant_values=-1)
-            labels = tf.pad(labels, [[0, 0], [0, pad]], constant_values=-1)
-        row_ok = finite[:, None]
+        row_ok = usable[:, None]
         return {
             "ids": tf.where(row_ok, ids, tf.constant(-1, tf.int64)),
             "distances": tf.where(row_ok, distances, tf.constant(np.inf, tf.float32)),
@@ -208,9 +225,9 @@ class NearestNeighbors(keras.layers.Layer):
     def compute_output_spec(self, queries):
         batch = queries.shape[0]
         return {
-            "ids": keras.KerasTensor((batch, self.k), dtype="int64"),
-            "distances": keras.KerasTensor((batch, self.k), dtype="float32"),
-            "labels": keras.KerasTensor((batch, self.k), dtype="int64"),
+            "ids": keras.KerasTensor((batch, self.width), dtype="int64"),
+            "distances": keras.KerasTensor((batch, self.width), dtype="float32"),
+            "labels": keras.KerasTensor((batch, self.width), dtype="int64"),
         }
 
     # ------------------------------------------------------ Index-like API
@@ -218,10 +235,9 @@ class NearestNeighbors(keras.layers.Layer):
     def search(self, queries, k: int | None = None):
         """Eager search returning a :class:`tfcontrast.index.SearchResult` of NumPy arrays.
 
-        ``k`` defaults to the layer's; the same conventions as :meth:`Index.search`.
+        ``k`` defaults to the layer's and is clamped to the number of
+        references; the same conventions as :meth:`Index.search`.
         """
-        from tfcontrast.index.faiss_index import SearchResult
-
         k = self.k if k is None else inputs.check_k(k)
         q = inputs.as_vectors(queries, "queries", self.dim, allow_1d=True)
         out = self._lookup(q, k)

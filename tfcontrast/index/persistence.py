@@ -2,26 +2,36 @@
 
 Layout of a saved index ``path/``::
 
-    manifest.json   {"format": "tfcontrast.index", "format_version": 1,
-                     "metric", "backend", "dim", "count", "params", ...,
-                     "files": {name: {"sha256": hex, "bytes": size}, ...}}
+    manifest.json   {"format": "tfcontrast.index", "format_version": 2, "kind": "faiss",
+                     "metric", "backend", "dim", "count", "params", ..., "metadata": {...},
+                     "files": {name: {"sha256": hex, "bytes": size}, ...},
+                     "manifest_sha256": hex}
     index.faiss     faiss.serialize_index bytes
     ids.npy         .npy arrays written and read with allow_pickle=False
     labels.npy
     alive.npy
     data.json       optional: one entry per slot; bytes as {"$bytes": base64}
 
-**Atomic replacement.** :func:`atomic_directory` yields a fresh temporary
-directory next to the target; only when everything has been written (and
-fsync'ed) is the old directory renamed to ``.<name>.previous`` and the new one
-renamed into place, then the previous one deleted. A crash while writing leaves
-the old index untouched. A directory cannot be swapped in a single
-``rename``; if a crash falls exactly between the two renames, ``path`` is
-missing but ``.<name>.previous`` holds the old index, and :func:`resolve`
-loads that one (with a warning).
+**Atomic replacement.** :func:`atomic_directory` writes a fresh temporary
+directory next to the target and swaps it into place only when everything has
+been written and fsync'ed; it replaces only a new or empty path or an index
+saved earlier (our manifest), never anything else, and one writer at a time
+holds the path. The rules live in :mod:`tfcontrast.storage`.
 
-**Verification.** :func:`read_verified` checks the manifest's schema and every
-listed file's size and SHA-256 before anything is parsed, so truncated or
+A :class:`~tfcontrast.index.MilvusIndex` saves a manifest of kind
+``"milvus"`` listing no files: how to reconnect (URI without credentials,
+collection, metric, index type), never the token.
+
+**The manifest's own checksum.** ``manifest_sha256`` is the SHA-256 of the
+manifest's canonical JSON (keys sorted, no spaces, ASCII) without that key,
+so an edited field (say ``metric``) is refused like an edited file. Format
+version 1 (tfcontrast 0.1.0) had no such checksum: it is read only when the
+caller passes ``legacy_manifest=True`` (with a warning that its fields are
+unverified); saving again writes version 2.
+
+**Verification.** :func:`read_verified` reads only regular files (no links,
+FIFOs or devices), checks the manifest's checksum and schema and every listed file's size
+(before reading it) and SHA-256 before anything is parsed, so truncated or
 modified files are refused with :class:`IndexFileError` (a ``ValueError``).
 Arrays are parsed with ``allow_pickle=False`` and their dtype and shape
 checked, so a pickled payload is refused even if its checksum was forged.
@@ -31,24 +41,23 @@ who also rewrites the manifest: load indexes only from sources you trust.
 
 from __future__ import annotations
 
-import base64
-import contextlib
 import hashlib
 import io
 import json
 import os
-import shutil
-import tempfile
-import warnings
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import numpy as np
 
-from tfcontrast.index.inputs import BYTES_MARKER
+from tfcontrast import storage
+from tfcontrast.index.inputs import decode_payload, encode_payload
 
 FORMAT_NAME = "tfcontrast.index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+LEGACY_FORMAT_VERSION = 1  # no manifest checksum; read only on request
+CHECKSUM_KEY = "manifest_sha256"
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 64 << 20  # a manifest lists a few files: anything larger is not ours
 
 
 class IndexFileError(ValueError):
@@ -58,35 +67,24 @@ class IndexFileError(ValueError):
 # --------------------------------------------------------------------- writing
 
 
-@contextlib.contextmanager
-def atomic_directory(path: str | os.PathLike) -> Iterator[str]:
-    """Yields a temporary directory that replaces ``path`` when the block succeeds.
+def atomic_directory(path: str | os.PathLike):
+    """A context manager yielding a temporary directory that replaces ``path`` when the block succeeds.
 
-    On an exception the temporary directory is removed, ``path`` is left as it
-    was and the exception propagates.
+    ``path`` may only be new, empty, or an index saved earlier (it holds our
+    manifest); see :func:`tfcontrast.storage.replace_directory` for the rules,
+    the lock and the atomic swap. On an exception the temporary directory is
+    removed, ``path`` is left as it was and the exception propagates.
     """
-    path = os.path.abspath(os.fspath(path))
-    parent, name = os.path.split(path)
-    if not name:
-        raise ValueError(f"`path` must name a directory, got {path!r}.")
-    os.makedirs(parent, exist_ok=True)
-    if os.path.exists(path) and not os.path.isdir(path):
-        raise ValueError(f"`path` {path!r} exists and is not a directory.")
-    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    return storage.replace_directory(path, is_saved_index, what="index")
+
+
+def is_saved_index(directory: str) -> bool:
+    """Whether ``directory`` holds a manifest of our format (so a save may replace it)."""
     try:
-        yield tmp
-        _fsync_dir(tmp)
-        previous = _previous_path(path)
-        if os.path.exists(path):
-            if os.path.exists(previous):
-                shutil.rmtree(previous)
-            os.rename(path, previous)
-        os.rename(tmp, path)
-        _fsync_dir(parent)
-        shutil.rmtree(previous, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        manifest = json.loads(storage.read_regular_file(os.path.join(directory, MANIFEST), max_size=MAX_MANIFEST_BYTES))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format") == FORMAT_NAME
 
 
 def write_bytes(directory: str, name: str, payload: bytes) -> dict:
@@ -107,67 +105,144 @@ def npy_bytes(array: np.ndarray) -> bytes:
 
 def data_json_bytes(data: list[Any]) -> bytes:
     """JSON for ``data`` entries; byte strings become ``{"$bytes": base64}``."""
-    encoded = [
-        {BYTES_MARKER: base64.b64encode(v).decode("ascii")} if isinstance(v, bytes) else v for v in data
-    ]
+    encoded = [encode_payload(v) for v in data]
     return json.dumps(encoded, allow_nan=False, separators=(",", ":")).encode("utf-8")
 
 
-def write_manifest(directory: str, manifest: Mapping[str, Any]) -> None:
+def write_manifest(directory: str, manifest: Mapping[str, Any], metadata: Mapping[str, Any] | None = None) -> None:
+    """Writes ``manifest`` (plus format, version, the caller's ``metadata`` and the manifest's own checksum)."""
     body = dict(manifest, format=FORMAT_NAME, format_version=FORMAT_VERSION)
+    if metadata is not None:
+        body["metadata"] = check_metadata(metadata)
+    body[CHECKSUM_KEY] = manifest_checksum(body)
     write_bytes(directory, MANIFEST, json.dumps(body, indent=2, sort_keys=True).encode("utf-8"))
+
+
+def check_metadata(metadata) -> dict:
+    """``metadata`` as a JSON-serialisable dict (no NaN/inf), else ``ValueError`` naming it."""
+    if not isinstance(metadata, Mapping):
+        raise ValueError(f"`metadata` must be a dict of JSON values, got {type(metadata).__name__}.")
+    try:
+        return json.loads(json.dumps(dict(metadata), allow_nan=False))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"`metadata` must be JSON-serialisable (no NaN/inf): {err}") from None
+
+
+def manifest_checksum(body: Mapping[str, Any]) -> str:
+    """SHA-256 of the canonical JSON of ``body`` without its checksum key."""
+    canonical = {key: value for key, value in body.items() if key != CHECKSUM_KEY}
+    text = json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=True, allow_nan=False)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 # --------------------------------------------------------------------- reading
 
 
 def resolve(path: str | os.PathLike) -> str:
-    """The directory to load: ``path``, or its ``.previous`` copy after a save crashed mid-swap."""
-    path = os.path.abspath(os.fspath(path))
-    if os.path.isdir(path):
-        return path
-    previous = _previous_path(path)
-    if os.path.isdir(previous):
-        warnings.warn(
-            f"{path!r} is missing but {previous!r} exists (a save was interrupted while swapping "
-            "directories); loading the previous index.",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-        return previous
-    raise IndexFileError(f"No saved index at {path!r}: the directory does not exist.")
+    """The directory to load: ``path``, or its ``.previous`` copy after a save crashed mid-swap.
+
+    Stale temporaries of interrupted saves beside it are removed when no save
+    is running.
+    """
+    directory = storage.resolve_saved_directory(path, lambda message: IndexFileError(f"No saved index: {message}"))
+    storage.clean_stale_if_idle(path)
+    return directory
 
 
-def read_verified(directory: str, required: Mapping[str, type]) -> tuple[dict, dict[str, bytes]]:
-    """Reads the manifest and every file it lists, verifying sizes and SHA-256.
+def read_verified(
+    directory: str, required: Mapping[str, type], *, legacy_manifest: bool = False
+) -> tuple[dict, dict[str, bytes]]:
+    """Reads the manifest and every file it lists, verifying checksums and sizes.
 
     Args:
         directory: the saved index directory.
         required: manifest keys that must be present, with their types.
+        legacy_manifest: also read format version 1 (no manifest checksum).
 
     Returns:
         ``(manifest, {file name: bytes})``.
     """
+    manifest = read_manifest(directory, required, legacy_manifest=legacy_manifest)
+    return manifest, read_files(directory, manifest)
+
+
+def read_manifest(directory: str, required: Mapping[str, type] | None = None, *, legacy_manifest: bool = False) -> dict:
+    """The manifest of ``directory``, its own checksum and the ``required`` keys' types verified."""
     manifest_path = os.path.join(directory, MANIFEST)
     try:
-        with open(manifest_path, "rb") as f:
-            manifest = json.loads(f.read().decode("utf-8"))
+        manifest = json.loads(storage.read_regular_file(manifest_path, max_size=MAX_MANIFEST_BYTES).decode("utf-8"))
     except FileNotFoundError:
         raise IndexFileError(f"{directory!r} holds no {MANIFEST}: not a saved index.") from None
+    except storage.UnsafeFileError as err:
+        raise IndexFileError(str(err)) from None
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise IndexFileError(f"{manifest_path!r} is not valid JSON (truncated or modified?): {err}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
         raise IndexFileError(f"{manifest_path!r} is not a {FORMAT_NAME} manifest.")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexFileError(
-            f"{manifest_path!r} has format_version {manifest.get('format_version')!r}; this version of "
-            f"tfcontrast reads version {FORMAT_VERSION}."
+    version = manifest.get("format_version")
+    if version == LEGACY_FORMAT_VERSION and legacy_manifest:
+        import warnings
+
+        warnings.warn(
+            f"{manifest_path!r} has format_version 1, which has no checksum of its own: its fields (metric, "
+            "counts, parameters) are read unverified. Save the index again to upgrade it.",
+            RuntimeWarning,
+            stacklevel=3,
         )
-    for key, kind in dict(required, files=dict).items():
+    elif version == LEGACY_FORMAT_VERSION:
+        raise IndexFileError(
+            f"{manifest_path!r} has format_version 1 (tfcontrast 0.1.0), whose manifest has no checksum, so an "
+            "edited field (e.g. `metric`) could not be detected. If you trust the folder, load it with "
+            "`legacy_manifest=True` and save it again (that writes the checked format)."
+        )
+    elif version != FORMAT_VERSION:
+        raise IndexFileError(
+            f"{manifest_path!r} has format_version {version!r}; this version of tfcontrast reads version "
+            f"{FORMAT_VERSION} (and 1 with legacy_manifest=True)."
+        )
+    else:
+        stored = manifest.get(CHECKSUM_KEY)
+        try:
+            expected = manifest_checksum(manifest)
+        except ValueError:  # NaN/inf smuggled into the JSON
+            expected = None
+        if not isinstance(stored, str) or stored != expected:
+            raise IndexFileError(
+                f"{manifest_path!r} fails its own checksum ({CHECKSUM_KEY}): the manifest was modified or "
+                "corrupted; refusing to load it."
+            )
+    for key, kind in dict(required or {}, files=dict).items():
         value = manifest.get(key)
         if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
             raise IndexFileError(f"{manifest_path!r}: `{key}` must be a {kind.__name__}, got {manifest.get(key)!r}.")
+    if not isinstance(manifest.get("metadata", {}), dict):
+        raise IndexFileError(f"{manifest_path!r}: `metadata` must be a dict.")
+    return manifest
 
+
+def read_kind(path: str | os.PathLike) -> str:
+    """Which kind of index (``"faiss"``, ``"milvus"``, ...) the verified manifest at ``path`` describes."""
+    directory = resolve(path)
+    if _is_legacy(directory):
+        return "faiss"  # version 1 manifests were all faiss; its loader decides whether to read it
+    kind = read_manifest(directory).get("kind")
+    if not isinstance(kind, str):
+        raise IndexFileError(f"{directory!r}: `kind` must be a str, got {kind!r}.")
+    return kind
+
+
+def _is_legacy(directory: str) -> bool:
+    """Whether the manifest says format_version 1."""
+    try:
+        manifest = json.loads(storage.read_regular_file(os.path.join(directory, MANIFEST), max_size=MAX_MANIFEST_BYTES))
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and manifest.get("format_version") == LEGACY_FORMAT_VERSION
+
+
+def read_files(directory: str, manifest: Mapping[str, Any]) -> dict[str, bytes]:
+    """The bytes of every file the (verified) manifest lists, each checked for kind, size and SHA-256."""
+    manifest_path = os.path.join(directory, MANIFEST)
     payloads = {}
     for name, entry in manifest["files"].items():
         if not isinstance(name, str) or os.path.basename(name) != name or name in ("", ".", "..", MANIFEST):
@@ -175,19 +250,15 @@ def read_verified(directory: str, required: Mapping[str, type]) -> tuple[dict, d
         if not isinstance(entry, dict) or not isinstance(entry.get("sha256"), str) or not isinstance(entry.get("bytes"), int):
             raise IndexFileError(f"{manifest_path!r}: the entry for {name!r} lacks its sha256/bytes.")
         try:
-            with open(os.path.join(directory, name), "rb") as f:
-                payload = f.read()
+            payload = storage.read_regular_file(os.path.join(directory, name), expected_size=entry["bytes"])
         except FileNotFoundError:
             raise IndexFileError(f"{name!r} listed in the manifest is missing from {directory!r}.") from None
-        if len(payload) != entry["bytes"]:
-            raise IndexFileError(
-                f"{name!r} in {directory!r} has {len(payload)} bytes, the manifest says {entry['bytes']}: "
-                "the file is truncated or was modified."
-            )
+        except storage.UnsafeFileError as err:
+            raise IndexFileError(f"{name!r} in {directory!r}: {err}") from None
         if hashlib.sha256(payload).hexdigest() != entry["sha256"]:
             raise IndexFileError(f"{name!r} in {directory!r} fails its SHA-256 check: the file was modified or corrupted.")
         payloads[name] = payload
-    return manifest, payloads
+    return payloads
 
 
 def load_npy(payloads: Mapping[str, bytes], name: str, dtype, length: int) -> np.ndarray:
@@ -218,34 +289,7 @@ def load_data(payloads: Mapping[str, bytes], name: str, length: int) -> list[Any
         raise IndexFileError(f"{name!r} is not valid JSON: {err}") from None
     if not isinstance(entries, list) or len(entries) != length:
         raise IndexFileError(f"{name!r} must be a JSON list of {length} entries.")
-    out = []
-    for value in entries:
-        if isinstance(value, dict) and set(value) == {BYTES_MARKER}:
-            try:
-                value = base64.b64decode(value[BYTES_MARKER], validate=True)
-            except (TypeError, ValueError) as err:
-                raise IndexFileError(f"{name!r} holds an invalid base64 byte string: {err}") from None
-        out.append(value)
-    return out
-
-
-# --------------------------------------------------------------------- helpers
-
-
-def _previous_path(path: str) -> str:
-    parent, name = os.path.split(path)
-    return os.path.join(parent, f".{name}.previous")
-
-
-def _fsync_dir(directory: str) -> None:
-    """Makes the directory entries durable (no-op where directories cannot be opened)."""
     try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        return [decode_payload(value) for value in entries]
+    except ValueError as err:
+        raise IndexFileError(f"{name!r}: {err}") from None

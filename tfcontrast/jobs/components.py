@@ -2,25 +2,14 @@
 
 * :func:`build_encoder`: ``encoder.name`` -> :func:`~tfcontrast.models.encoders.digits_cnn`,
   :func:`~tfcontrast.models.encoders.mlp_encoder` or :func:`~tfcontrast.models.encoders.resnet18`;
-* :func:`build_model`: the trainable model of ``method`` around the encoder,
-  compiled with its loss and optimizer:
-
-  ========== =========================================================================
-  method     model (loss)
-  ========== =========================================================================
-  siamese    :class:`~tfcontrast.models.SiameseNetwork` (:class:`~tfcontrast.losses.ContrastiveLoss`)
-  triplet    :class:`~tfcontrast.models.EmbeddingModel` (:class:`~tfcontrast.losses.TripletLoss`)
-  supcon     :class:`~tfcontrast.models.EmbeddingModel` (:class:`~tfcontrast.losses.SupConLoss`)
-  simclr     :class:`~tfcontrast.models.SimCLR` (NT-Xent)
-  byol       :class:`~tfcontrast.models.BYOL`
-  directpred :class:`~tfcontrast.models.DirectPred`
-  simsiam    :class:`~tfcontrast.models.SimSiam`
-  ========== =========================================================================
-
+* :func:`build_model`: the registered model of ``config.method``
+  (:mod:`tfcontrast.registry`) around the encoder, built by the method's
+  builder from the ``model`` section and compiled with the optimizer and, for a
+  method compiled with a loss, the registered loss ``config.loss.name``;
 * :func:`embedder`: the part of a trained model that maps inputs to the
-  embeddings that are indexed, evaluated and exported: the encoder
-  (representation before any projection head) for the self-supervised methods
-  and siamese; encoder -> projection -> normalisation for triplet and supcon;
+  embeddings that are indexed, evaluated and exported (the method's registered
+  embedder: the encoder, i.e. the representation before any projection head,
+  unless the method says otherwise);
 * :func:`build_optimizer`: ``optimizer.name`` with a cosine (or constant)
   schedule after a linear warm-up.
 
@@ -30,9 +19,11 @@ random-encoder baseline of the evaluation is exactly the run's starting point.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
 
-from tfcontrast import config as config_lib, losses, models
+from tfcontrast import config as config_lib, registry
 from tfcontrast.models import encoders
 
 
@@ -69,52 +60,46 @@ def build_optimizer(config) -> keras.optimizers.Optimizer:
     }[o.name](**kwargs)
 
 
-def build_model(config, encoder: keras.Model) -> keras.Model:
-    """The method's model around ``encoder``, compiled (see the module docstring)."""
-    m, method = config.model, config.method
-    loss = None
+def build_model(config, encoder: keras.Model, input_shape=None, num_classes: int | None = None) -> keras.Model:
+    """The method's model around ``encoder``, compiled (see the module docstring).
+
+    ``input_shape`` (default: the encoder's) and ``num_classes`` reach the
+    builders through :class:`tfcontrast.registry.BuildContext`.
+    """
+    spec = registry.methods.get(config.method)
+    context = registry.BuildContext(
+        input_shape=tuple(input_shape or encoder.input_shape[1:]), num_classes=num_classes
+    )
+    if spec.loss is not None:
+        context = _with_loss(config, context)
     try:
-        if method == "simclr":
-            model = models.SimCLR(encoder, projection_dim=m.projection_dim, hidden_dim=m.hidden_dim, temperature=m.temperature)
-        elif method == "byol":
-            model = models.BYOL(
-                encoder, projection_dim=m.projection_dim, hidden_dim=m.hidden_dim, tau_base=m.tau_base,
-                total_steps=config.train.steps,
-            )
-        elif method == "directpred":
-            model = models.DirectPred(
-                encoder, projection_dim=m.projection_dim, hidden_dim=m.hidden_dim, tau_base=m.tau_base,
-                total_steps=config.train.steps, rho=m.rho, eps=m.eps, freq=m.freq, variant=m.variant,
-            )
-        elif method == "simsiam":
-            model = models.SimSiam(encoder, projection_dim=m.projection_dim, predictor_hidden_dim=m.predictor_hidden_dim)
-        elif method == "siamese":
-            model = models.SiameseNetwork(encoder, distance=m.distance)
-            loss = losses.ContrastiveLoss(margin=m.margin)
-        else:
-            model = models.EmbeddingModel(
-                encoder, embedding_dim=m.embedding_dim or None, normalize=m.normalize,
-                distance=m.distance if method == "triplet" else "euclidean",
-            )
-            if method == "triplet":
-                loss = losses.TripletLoss(margin=m.margin, mining=m.mining, distance=m.distance, soft=m.soft)
-            else:
-                loss = losses.SupConLoss(temperature=m.temperature)
+        model = spec.build(config, encoder, context)
     except ValueError as err:
         raise config_lib.ConfigError([("config.model", str(err))]) from None
-    model.compile(optimizer=build_optimizer(config), loss=loss, jit_compile=config.train.jit_compile)
+    model.compile(optimizer=build_optimizer(config), loss=context.loss, jit_compile=config.train.jit_compile)
     return model
 
 
+def _with_loss(config, context: registry.BuildContext) -> registry.BuildContext:
+    """``context`` with the configured loss and the model arguments it asks for."""
+    section = {k: v for k, v in config.loss.items() if k != "name"}
+    loss_spec = registry.losses.get(config.loss.name)
+    try:
+        loss = loss_spec.build(section, context)
+    except ValueError as err:
+        raise config_lib.ConfigError([("config.loss", str(err))]) from None
+    context = dataclasses.replace(context, loss=loss)
+    if loss_spec.model_kwargs is not None:
+        context = dataclasses.replace(context, model_kwargs=dict(loss_spec.model_kwargs(loss, context)))
+    return context
+
+
 def embedder(model: keras.Model, method: str) -> keras.Model:
-    """The network whose outputs are the run's embeddings (module docstring)."""
-    if method in ("triplet", "supcon"):
-        inputs = keras.Input(model.encoder.input_shape[1:])
-        return keras.Model(inputs, model(inputs), name="embedder")
-    return model.encoder
+    """The network whose outputs are the run's embeddings (the method's registered embedder)."""
+    return registry.methods.get(method).embedder(model)
 
 
-def initial_model(config, input_shape) -> keras.Model:
-    """The compiled model at its initial weights, a pure function of ``config.seed``."""
+def initial_model(config, input_shape, num_classes: int | None = None) -> keras.Model:
+    """The compiled model at its initial weights, a pure function of ``config.seed`` (and the data's shape and classes)."""
     keras.utils.set_random_seed(config.seed)
-    return build_model(config, build_encoder(config, input_shape))
+    return build_model(config, build_encoder(config, input_shape), input_shape, num_classes)

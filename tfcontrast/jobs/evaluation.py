@@ -49,15 +49,13 @@ def evaluate(workdir: str, out: Callable[[str], None] = print, run: inputs.RunDa
     Raises:
         ValueError: no finished run in ``workdir``.
     """
-    import keras
-
     started = time.perf_counter()
     wd = workdir_lib.Workdir(workdir)
     config, state = load_run(wd)
     run = run if run is not None else inputs.load_split(config)
     e = config.eval
-    net = keras.models.load_model(wd.embedder, compile=False)
-    initial = components.embedder(components.initial_model(config, run.input_shape), config.method)
+    net = workdir_lib.load_embedder(wd.embedder)
+    initial = components.embedder(components.initial_model(config, run.input_shape, run.num_classes), config.method)
 
     def embed(network, x):
         return probe.embed(network, x, batch_size=e.batch_size)

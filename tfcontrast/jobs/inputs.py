@@ -6,19 +6,12 @@
   (:func:`tfcontrast.data.stratified_split`, ``data.test_fraction``,
   ``data.split_seed``). Only the train part is ever trained on; the test part
   gives the queries of the evaluation.
-* :func:`training_stream`: the batches ``model.fit`` reads, a pure function of
-  the config's ``seed`` and of the step, starting at ``start_step``. Resuming at
-  step s therefore feeds exactly the batches an uninterrupted run feeds from
-  step s on: same data, same augmentation draws.
-
-  - SSL methods: :func:`tfcontrast.augment.two_view_dataset` (reshuffled
-    every pass over the data, two stateless views per batch);
-  - triplet / supcon: P x K batches (:func:`tfcontrast.data.class_balanced_batches`);
-  - siamese: labelled pairs (:func:`tfcontrast.data.pair_dataset`);
-
-  the supervised batches get one stateless view each
-  (:meth:`tfcontrast.augment.TwoViewAugmentation.view`) seeded by the step
-  when ``augment.enabled``.
+* :func:`training_stream`: the batches ``model.fit`` reads, made by the batch
+  kind of the config's method (:mod:`tfcontrast.jobs.batches`, or the method's
+  own module): a pure function of the config's ``seed`` and of the step,
+  starting at ``start_step``. Resuming at step s therefore feeds exactly the
+  batches an uninterrupted run feeds from step s on: same data, same
+  augmentation draws.
 """
 
 from __future__ import annotations
@@ -28,10 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tfcontrast import augment, config as config_lib, data
-
-# Streams of the per-step augmentation seeds of supervised batches.
-_VIEW_STREAM = 7
+from tfcontrast import augment, config as config_lib, data, registry
 
 
 @dataclass(frozen=True)
@@ -51,6 +41,11 @@ class RunData:
     @property
     def is_images(self) -> bool:
         return self.x_train.ndim == 4
+
+    @property
+    def num_classes(self) -> int:
+        """1 + the largest training label."""
+        return int(self.y_train.max()) + 1 if len(self.y_train) else 0
 
 
 def load_split(config) -> RunData:
@@ -99,15 +94,10 @@ def _check_fits(config, run: RunData) -> None:
             problems.append(("config.augment.enabled", f"the data are vectors of shape {run.input_shape}: no image augmentation"))
     elif run.input_shape[-1] not in (1, 3):
         problems.append(("config.data.path", f"images must have 1 or 3 channels, got shape {run.input_shape}"))
-    n_train, train = len(run.x_train), config.train
-    if "batch_size" in train and config.method != "siamese" and train.batch_size > n_train:
-        problems.append(("config.train.batch_size", f"must be <= the {n_train} training examples, got {train.batch_size}"))
-    if "classes_per_batch" in train:
-        classes, counts = np.unique(run.y_train, return_counts=True)
-        if train.classes_per_batch > len(classes):
-            problems.append(
-                ("config.train.classes_per_batch", f"must be <= the {len(classes)} classes of the data, got {train.classes_per_batch}")
-            )
+    check = batch_kind(config).check
+    if check is not None:
+        problems += check(config, run)
+    n_train = len(run.x_train)
     ks = (config.eval.knn_k, *config.eval.recall_ks, config.eval.grid_neighbors)
     if max(ks) > n_train:
         problems.append(("config.eval", f"knn_k, recall_ks and grid_neighbors must be <= the {n_train} training examples"))
@@ -139,39 +129,11 @@ def augmentation(config, input_shape) -> augment.TwoViewAugmentation | None:
         raise config_lib.ConfigError([("config.augment", str(err))]) from None
 
 
+def batch_kind(config) -> registry.BatchKind:
+    """The registered batch kind of the config's method."""
+    return registry.batch_kinds.get(registry.methods.get(config.method).batch)
+
+
 def training_stream(config, run: RunData, views, start_step: int = 0) -> tf.data.Dataset:
     """The batches of steps ``start_step, ..., train.steps - 1`` (module docstring)."""
-    method, train, seed = config.method, config.train, config.seed
-    total = train.steps
-    if method in config_lib.SSL_METHODS:
-        stream = augment.two_view_dataset(run.x_train, train.batch_size, views, seed=seed, repeat=True)
-        return stream.take(total).skip(start_step)
-    if method == "siamese":
-        stream = data.pair_dataset(
-            run.x_train, run.y_train, train.batch_size, steps=total, seed=seed,
-            positive_fraction=train.positive_fraction,
-        )
-        image_paths = (0, 1)
-    else:
-        stream = data.class_balanced_batches(
-            run.x_train, run.y_train, train.classes_per_batch, train.samples_per_class, steps=total, seed=seed,
-            allow_repeats=True,
-        )
-        image_paths = (0,)
-    stream = stream.skip(start_step)
-    if views is None:
-        return stream
-
-    def augment_batch(step, element):
-        flat = tf.nest.flatten(element)
-        for i in image_paths:
-            view_seed = tf.stack([tf.constant(seed * 16 + _VIEW_STREAM + i, tf.int64), step])
-            flat[i] = views.view(flat[i], view_seed, 0)
-        return tf.nest.pack_sequence_as(element, flat)
-
-    steps = tf.data.Dataset.range(start_step, total)
-    return (
-        tf.data.Dataset.zip(steps, stream)
-        .map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
-    )
+    return batch_kind(config).stream(config, run, views, start_step)

@@ -102,8 +102,6 @@ def lookup(workdir: str, query: str, k: int = 5) -> Neighbours:
     Raises:
         ValueError: no finished run in ``workdir``, a bad query or ``k``.
     """
-    import keras
-
     from tfcontrast.jobs.evaluation import load_run
 
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
@@ -112,7 +110,7 @@ def lookup(workdir: str, query: str, k: int = 5) -> Neighbours:
     config, _ = load_run(wd)
     if not os.path.isdir(wd.index):
         raise ValueError(f"{wd.root} has no index/: run `tfcontrast evaluate --workdir {wd.root}` first.")
-    net = keras.models.load_model(wd.embedder, compile=False)
+    net = workdir_lib.load_embedder(wd.embedder)
     queries = load_query(query, net.input_shape[1:])
     idx = index_lib.Index.load(wd.index)
     found = idx.search(probe.embed(net, queries, batch_size=config.eval.batch_size), k)

@@ -25,13 +25,13 @@ from __future__ import annotations
 import os
 from typing import Mapping
 
-from tfcontrast.jobs import workdir as workdir_lib
+from tfcontrast.jobs import inputs, workdir as workdir_lib
 
 
 def training_summary(config, wd: workdir_lib.Workdir, state: Mapping, run, status: str) -> dict:
     """The summary without evaluation (a run stopped early)."""
     train = config.train
-    per_step = train.batch_size if "batch_size" in train else train.classes_per_batch * train.samples_per_class
+    per_step = inputs.batch_kind(config).examples_per_step(train)
     wall = float(state.get("train_wall_time_s", 0.0))
     history = state.get("history") or {}
     return {

@@ -64,7 +64,10 @@ def train(config, workdir: str, out: Callable[[str], None] = print, evaluate_aft
                 f"{wd.root} holds a run of another config (it differs at {', '.join('config.' + k for k in changed)}); "
                 "use a new --workdir, or the same config to continue that run."
             )
-    state = checkpoint.read_state(wd.checkpoint)
+    try:
+        state = checkpoint.read_state(wd.checkpoint, out=out)
+    except checkpoint.CheckpointError as err:
+        raise RunError(str(err)) from None
     if state is not None and state["step"] >= config.train.steps and os.path.exists(wd.embedder):
         summary = workdir_lib.read_json(wd.summary) if os.path.exists(wd.summary) else None
         if summary is not None and (summary.get("status") == "done" or not evaluate_after):
@@ -76,9 +79,9 @@ def train(config, workdir: str, out: Callable[[str], None] = print, evaluate_aft
 
     run = inputs.load_split(config)
     views = inputs.augmentation(config, run.input_shape)
-    model = components.initial_model(config, run.input_shape)
+    model = components.initial_model(config, run.input_shape, run.num_classes)
     try:
-        state = checkpoint.restore(model, wd.checkpoint)
+        state = checkpoint.restore(model, wd.checkpoint, out=out)
     except (OSError, ValueError) as err:
         raise RunError(f"cannot restore the checkpoint in {wd.checkpoint}: {err}") from None
     spe = config.train.steps_per_epoch

@@ -111,3 +111,24 @@ def write_json(path: str, obj: Any) -> str:
 def read_json(path: str) -> Any:
     with open(path, encoding="utf-8") as f:
         return json.load(f)
+
+
+def load_embedder(path: str):
+    """The saved embedding network at ``path`` (``model/embedder.keras``), with a clear error when it is unreadable.
+
+    Raises:
+        ValueError: the file is missing, or not a readable Keras file (truncated or modified).
+    """
+    import keras
+
+    if not os.path.isfile(path):
+        raise ValueError(f"{path} is missing: run the same `tfcontrast train` command to write it from the last checkpoint.")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - zipfile/h5py/keras raise many types for a damaged file
+        raise ValueError(
+            f"{path} exists but cannot be read as a Keras model (truncated or modified?): "
+            f"{type(err).__name__}: {err}. Delete it and run the same `tfcontrast train` command to write it "
+            "again from the last checkpoint."
+        ) from None
+

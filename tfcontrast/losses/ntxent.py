@@ -30,6 +30,9 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
+from tfcontrast.losses import base
+from tfcontrast.fields import Float
+from tfcontrast.registry import register_loss
 
 
 def nt_xent_loss(z_a, z_b, temperature: float = 0.1, block_size: int | None = None) -> tf.Tensor:
@@ -87,7 +90,7 @@ def supcon_loss(labels, embeddings, temperature: float = 0.1) -> tf.Tensor:
     """Supervised contrastive loss (L_out) on labelled embeddings; scalar float32.
 
     Args:
-        labels: ``[batch]`` or ``[batch, 1]`` integer class ids.
+        labels: ``[batch]`` or ``[batch, 1]`` integer class ids (compared exactly, as int64).
         embeddings: ``[batch, dim]``, or ``[batch, views, dim]`` for several
             augmented views per example (each view is an anchor; the views of
             one example are positives of each other).
@@ -95,35 +98,31 @@ def supcon_loss(labels, embeddings, temperature: float = 0.1) -> tf.Tensor:
 
     Returns:
         Mean over anchors with at least one positive; 0 (zero gradient) when
-        no anchor has one. This replica's share under a strategy.
+        no anchor has one. This replica's share under a strategy; NaN if an
+        embedding is not finite.
     """
     temperature = validation.check_positive(temperature, "temperature")
-    embeddings = tf.convert_to_tensor(embeddings)
-    validation.check_rank(embeddings, (2, 3), "embeddings")
-    labels = validation.as_labels(labels, embeddings.shape[0])
-    if embeddings.shape.rank == 3:
-        views = embeddings.shape[1] or tf.shape(embeddings)[1]
-        embeddings = tf.reshape(embeddings, [-1, tf.shape(embeddings)[2]])
-        labels = tf.repeat(labels, views)
+    return supcon_from_candidates(base.anchor_batch(labels, embeddings, allow_views=True), temperature)
 
-    queries = distances.l2_normalize(embeddings)
-    keys, offset = distribute.gather(queries)
-    key_labels, _ = distribute.gather(labels)
-    self_index = tf.range(tf.shape(queries)[0], dtype=tf.int32) + offset
 
-    is_self = tf.one_hot(self_index, tf.shape(keys)[0], on_value=True, off_value=False)
-    positive = tf.equal(labels[:, None], key_labels[None, :]) & ~is_self
+@base.zero_for_empty_batch
+def supcon_from_candidates(candidates: base.Candidates, temperature: float) -> tf.Tensor:
+    """:func:`supcon_loss` of the anchors of ``candidates`` against its keys (batch and any memory)."""
+    queries = distances.l2_normalize(candidates.embeddings)
+    keys = tf.cast(distances.l2_normalize(candidates.keys), queries.dtype)
+    positive, _ = candidates.masks()
     positive = tf.cast(positive, queries.dtype)
     num_positives = tf.reduce_sum(positive, axis=1)
     # mean over P(i) of s(i, p)/t, as one product: q_i . (sum_p k_p) / |P(i)| / t
     positive_mean_key = tf.math.divide_no_nan(tf.matmul(positive, keys), num_positives[:, None])
     positive_logit = tf.reduce_sum(queries * positive_mean_key, axis=1) / temperature
 
-    lse = masked_logsumexp(queries, keys, self_index[:, None], temperature)
+    self_index = tf.range(tf.shape(queries)[0], dtype=tf.int32) + candidates.offset
+    lse = masked_logsumexp(queries, keys, self_index[:, None], temperature, key_mask=candidates.key_mask)
     has_positive = num_positives > 0
     per_anchor = tf.where(has_positive, lse - positive_logit, tf.zeros_like(lse))
-    return distribute.replica_share(
-        tf.reduce_sum(per_anchor), tf.reduce_sum(tf.cast(has_positive, per_anchor.dtype))
+    return candidates.finish(
+        distribute.replica_share(tf.reduce_sum(per_anchor), tf.reduce_sum(tf.cast(has_positive, per_anchor.dtype)))
     )
 
 
@@ -133,11 +132,14 @@ def masked_logsumexp(
     excluded: tf.Tensor,
     temperature: float,
     block_size: int | None = None,
+    key_mask: tf.Tensor | None = None,
 ) -> tf.Tensor:
     """``lse_i = log sum_{k not in excluded[i]} exp(<q_i, k_k> / t)`` for every query row.
 
     ``excluded`` is ``[rows, e]``: the key columns each row leaves out (its
-    own view; for NT-Xent also its positive). The gradient is written by hand:
+    own view; for NT-Xent also its positive). ``key_mask`` (``[keys]`` bool,
+    dense mode only) leaves out the keys where it is false for every row (the
+    empty slots of a cross-batch memory). The gradient is written by hand:
     with P the softmax of row i over its keys and upstream gradient g_i,
 
         dQ = diag(g / t) (P K),        dK = P^T (diag(g / t) Q),
@@ -151,13 +153,16 @@ def masked_logsumexp(
     to a multiple, so every shape stays static for XLA), forward and backward,
     and P is recomputed per block in the backward pass instead of stored.
     """
-    t = tf.cast(temperature, queries.dtype)
+    # tf.constant, not tf.cast: casting a Python float goes through float32 (0.07 -> 0.0700000003).
+    t = tf.cast(temperature, queries.dtype) if tf.is_tensor(temperature) else tf.constant(temperature, queries.dtype)
     if block_size is None:
-        return _dense_masked_logsumexp(queries, keys, excluded, t)
+        return _dense_masked_logsumexp(queries, keys, excluded, t, key_mask)
+    if key_mask is not None:
+        raise ValueError("`key_mask` is supported by the dense mode only (block_size=None).")
     return _blocked_masked_logsumexp(queries, keys, excluded, t, block_size)
 
 
-def _masked_softmax(q, keys, excluded, t):
+def _masked_softmax(q, keys, excluded, t, key_mask=None):
     """Softmax P and log-sum-exp of ``<q_i, k_j> / t`` over the keys not excluded.
 
     Excluded entries get the dtype's lowest finite value: exp() makes them
@@ -169,6 +174,8 @@ def _masked_softmax(q, keys, excluded, t):
     where = tf.reshape(tf.stack([rows, excluded], axis=-1), [-1, 2])
     lowest = tf.fill(tf.shape(where)[:1], tf.constant(logits.dtype.min, logits.dtype))
     logits = tf.tensor_scatter_nd_update(logits, where, lowest)
+    if key_mask is not None:
+        logits = tf.where(key_mask[None, :], logits, tf.constant(logits.dtype.min, logits.dtype))
     p = tf.nn.softmax(logits)
     lse = tf.reduce_max(logits, axis=1) - tf.math.log(tf.reduce_max(p, axis=1))
     return p, lse
@@ -180,10 +187,10 @@ def _logsumexp_gradients(p, upstream, q, keys, t):
     return scale * tf.matmul(p, keys), tf.matmul(p, q * scale, transpose_a=True)
 
 
-def _dense_masked_logsumexp(queries, keys, excluded, t):
+def _dense_masked_logsumexp(queries, keys, excluded, t, key_mask=None):
     @tf.custom_gradient
     def lse_rows(q, k):
-        p, lse = _masked_softmax(q, k, excluded, t)
+        p, lse = _masked_softmax(q, k, excluded, t, key_mask)
         return lse, lambda upstream: _logsumexp_gradients(p, upstream, q, k, t)
 
     return lse_rows(queries, keys)
@@ -294,11 +301,13 @@ class NTXentLoss(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
-class SupConLoss(keras.losses.Loss):
+class SupConLoss(base.SimilarityLoss):
     """Supervised contrastive loss (Khosla et al. 2020, L_out) on ``(labels, embeddings)``.
 
     Every other sample with the same label is a positive; all others are
     negatives. Embeddings may be ``[batch, dim]`` or ``[batch, views, dim]``.
+    Labels are compared exactly; the return contract is that of
+    :mod:`tfcontrast.losses.base`.
 
     Args:
         temperature: softmax temperature t > 0 (the paper uses 0.1).
@@ -308,12 +317,18 @@ class SupConLoss(keras.losses.Loss):
             of another length.
     """
 
+    function = staticmethod(supcon_loss)
+    from_candidates = staticmethod(supcon_from_candidates)
+    accepts_views = True
+
     def __init__(self, temperature: float = 0.1, name: str = "supcon_loss", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.temperature = validation.check_positive(temperature, "temperature")
+        super().__init__(name=name, temperature=validation.check_positive(temperature, "temperature"), **kwargs)
 
-    def call(self, y_true, y_pred):
-        return supcon_loss(y_true, y_pred, self.temperature)
 
-    def get_config(self):
-        return {**super().get_config(), "temperature": self.temperature}
+register_loss(
+    "supcon",
+    SupConLoss,
+    inputs="labels",
+    summary="supervised contrastive loss, L_out (Khosla et al., NeurIPS 2020)",
+    fields={"temperature": Float(doc="softmax temperature, > 0", within="(0, inf)")},
+)

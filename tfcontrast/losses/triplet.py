@@ -19,8 +19,10 @@ Mining rules (the batch gives every triplet; which ones count):
   over the anchors that have at least one positive and one negative.
 * ``"all"``: every valid triplet; mean over the triplets whose loss is > 0.
 
-A batch with no positive pair or no negative pair gives 0 with a zero
-gradient. Under a ``tf.distribute`` strategy the positives and negatives of a
+A batch with no positive pair or no negative pair (an empty batch included)
+gives 0 with a zero gradient. Labels are compared exactly as int64 and a
+non-finite embedding makes the loss NaN (the contract of
+:mod:`tfcontrast.losses.base`). Under a ``tf.distribute`` strategy the positives and negatives of a
 replica's anchors come from the *global* batch (gathered across replicas) and
 the returned value is the replica's share of the global mean (see
 :mod:`tfcontrast.distribute`).
@@ -36,6 +38,9 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
+from tfcontrast.losses import base
+from tfcontrast.fields import Bool, Choice, Float
+from tfcontrast.registry import register_loss
 
 MINING = ("all", "hard", "semi-hard")
 
@@ -54,7 +59,7 @@ def triplet_loss(
     """Batch triplet loss with online mining; scalar float32.
 
     Args:
-        labels: ``[batch]`` or ``[batch, 1]`` integer class ids.
+        labels: ``[batch]`` or ``[batch, 1]`` integer class ids (compared exactly, as int64).
         embeddings: ``[batch, dim]`` embeddings (any float dtype; computed in float32).
         margin: hinge margin (>= 0); unused when ``soft``.
         mining: ``"all"``, ``"hard"`` or ``"semi-hard"`` (rules in the module docstring).
@@ -62,7 +67,8 @@ def triplet_loss(
         soft: replace the hinge by the soft margin ``softplus(d_ap - d_an)``.
 
     Returns:
-        Scalar loss (this replica's share of it under a strategy).
+        Scalar loss (this replica's share of it under a strategy); NaN if an
+        embedding is not finite (the return contract of :mod:`tfcontrast.losses.base`).
 
     Example:
         >>> labels = [0, 0, 1, 1]
@@ -70,10 +76,16 @@ def triplet_loss(
         >>> round(float(triplet_loss(labels, emb, margin=1.0, mining="hard")), 4)
         0.8964
     """
-    margin = validation.check_non_negative(margin, "margin")
-    validation.check_choice(mining, MINING, "mining")
-    validation.check_choice(distance, distances.METRICS, "distance")
-    d, positive, negative = _anchor_candidate_distances(labels, embeddings, distance)
+    margin, mining, distance = _check_arguments(margin, mining, distance)
+    return triplet_from_candidates(base.anchor_batch(labels, embeddings), margin, mining, distance, soft)
+
+
+@base.zero_for_empty_batch
+def triplet_from_candidates(
+    candidates: base.Candidates, margin: float, mining: str, distance: str, soft: bool = False
+) -> tf.Tensor:
+    """:func:`triplet_loss` of the anchors of ``candidates`` against its keys (batch and any memory)."""
+    d, positive, negative = _anchor_candidate_distances(candidates, distance)
 
     if mining == "all":
         d_ap = d[:, :, None]
@@ -81,22 +93,20 @@ def triplet_loss(
         losses = _triplet_margin(d_ap, d_an, margin, soft)
         counted = positive[:, :, None] & negative[:, None, :] & (losses > 0.0)
         local_sum = tf.reduce_sum(tf.where(counted, losses, tf.zeros_like(losses)))
-        return distribute.replica_share(local_sum, tf.reduce_sum(tf.cast(counted, d.dtype)))
-
-    if mining == "hard":
+        value = distribute.replica_share(local_sum, tf.reduce_sum(tf.cast(counted, d.dtype)))
+    elif mining == "hard":
         hardest_positive = masked_max(d, positive)
         hardest_negative = masked_min(d, negative)
         losses = _triplet_margin(hardest_positive, hardest_negative, margin, soft)
         valid = tf.reduce_any(positive, axis=1) & tf.reduce_any(negative, axis=1)
         local_sum = tf.reduce_sum(tf.where(valid, losses, tf.zeros_like(losses)))
-        return distribute.replica_share(local_sum, tf.reduce_sum(tf.cast(valid, d.dtype)))
-
-    losses = _triplet_margin(d, semi_hard_negative_distances(d, negative), margin, soft)
-    local_sum = tf.reduce_sum(tf.where(positive, losses, tf.zeros_like(losses)))
-    local_count = tf.reduce_sum(tf.cast(positive, d.dtype))
-    return _zero_if_degenerate(
-        distribute.replica_share(local_sum, local_count), positive, negative
-    )
+        value = distribute.replica_share(local_sum, tf.reduce_sum(tf.cast(valid, d.dtype)))
+    else:
+        losses = _triplet_margin(d, semi_hard_negative_distances(d, negative), margin, soft)
+        local_sum = tf.reduce_sum(tf.where(positive, losses, tf.zeros_like(losses)))
+        local_count = tf.reduce_sum(tf.cast(positive, d.dtype))
+        value = base.zero_if_degenerate(distribute.replica_share(local_sum, local_count), positive, negative)
+    return candidates.finish(value)
 
 
 def triplet_semihard_loss(y_true, y_pred, margin: float = 1.0, distance_metric: str = "L2"):
@@ -117,12 +127,21 @@ def triplet_hard_loss(
     pair or no negative pair at all returns 0 with a zero gradient.
     """
     margin = validation.check_non_negative(margin, "margin")
-    metric = _tfa_metric(distance_metric)
-    d, positive, negative = _anchor_candidate_distances(y_true, y_pred, metric)
-    losses = _triplet_margin(masked_max(d, positive), masked_min(d, negative), margin, soft)
+    return _tfa_hard_from_candidates(base.anchor_batch(y_true, y_pred), margin, soft, distance_metric)
+
+
+def _tfa_semihard_from_candidates(candidates, margin, distance_metric):
+    return triplet_from_candidates(candidates, margin, "semi-hard", _tfa_metric(distance_metric))
+
+
+@base.zero_for_empty_batch
+def _tfa_hard_from_candidates(candidates, margin, soft, distance_metric):
+    d, positive, negative = _anchor_candidate_distances(candidates, _tfa_metric(distance_metric))
+    exists = candidates.exists()
+    losses = _triplet_margin(masked_max(d, positive, exists), masked_min(d, negative, exists), margin, soft)
     anchors = tf.cast(tf.shape(d)[0], d.dtype)
     share = distribute.replica_share(tf.reduce_sum(losses), anchors)
-    return _zero_if_degenerate(share, positive, negative)
+    return candidates.finish(base.zero_if_degenerate(share, positive, negative))
 
 
 def semi_hard_negative_distances(d: tf.Tensor, negative: tf.Tensor) -> tf.Tensor:
@@ -135,7 +154,10 @@ def semi_hard_negative_distances(d: tf.Tensor, negative: tf.Tensor) -> tf.Tensor
     an ``[n, m, m]`` tensor instead). Sort and search both compile with XLA.
     """
     inf = tf.constant(float("inf"), d.dtype)
-    sorted_negatives = tf.sort(tf.where(negative, d, inf), axis=1)
+    negatives_or_inf = tf.where(negative, d, inf)
+    # argsort + gather, not tf.sort: sort's gradient fails on an empty batch ("Requires delta != 0 [Op:Range]").
+    order = tf.argsort(negatives_or_inf, axis=1, stable=True)
+    sorted_negatives = tf.gather(negatives_or_inf, order, batch_dims=1)
     num_negatives = tf.reduce_sum(tf.cast(negative, tf.int32), axis=1, keepdims=True)
     first_farther = tf.searchsorted(sorted_negatives, d, side="right", out_type=tf.int32)
     has_farther = first_farther < num_negatives
@@ -145,15 +167,17 @@ def semi_hard_negative_distances(d: tf.Tensor, negative: tf.Tensor) -> tf.Tensor
     return tf.where(has_farther, farther, farthest)
 
 
-def masked_max(d: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Row-wise max of ``d`` over ``mask``; the row minimum where the mask is empty."""
-    fill = tf.reduce_min(d, axis=1, keepdims=True)
+def masked_max(d: tf.Tensor, mask: tf.Tensor, exists: tf.Tensor | None = None) -> tf.Tensor:
+    """Row-wise max of ``d`` over ``mask``; the row minimum (over ``exists``) where the mask is empty."""
+    inf = tf.constant(float("inf"), d.dtype)
+    fill = tf.reduce_min(d if exists is None else tf.where(exists, d, inf), axis=1, keepdims=True)
     return tf.reduce_max(tf.where(mask, d, fill), axis=1)
 
 
-def masked_min(d: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """Row-wise min of ``d`` over ``mask``; the row maximum where the mask is empty."""
-    fill = tf.reduce_max(d, axis=1, keepdims=True)
+def masked_min(d: tf.Tensor, mask: tf.Tensor, exists: tf.Tensor | None = None) -> tf.Tensor:
+    """Row-wise min of ``d`` over ``mask``; the row maximum (over ``exists``) where the mask is empty."""
+    inf = tf.constant(float("inf"), d.dtype)
+    fill = tf.reduce_max(d if exists is None else tf.where(exists, d, -inf), axis=1, keepdims=True)
     return tf.reduce_min(tf.where(mask, d, fill), axis=1)
 
 
@@ -163,35 +187,24 @@ def _triplet_margin(d_ap, d_an, margin: float, soft: bool) -> tf.Tensor:
     return tf.maximum(d_ap - d_an + margin, 0.0)
 
 
-def _zero_if_degenerate(value, positive, negative) -> tf.Tensor:
-    """0 (and a zero gradient) unless the global batch has a positive and a negative pair."""
-    counts = tf.stack(
-        [tf.reduce_sum(tf.cast(positive, value.dtype)), tf.reduce_sum(tf.cast(negative, value.dtype))]
-    )
-    counts = tf.stop_gradient(distribute.all_reduce_sum(counts))
-    usable = (counts[0] > 0) & (counts[1] > 0)
-    return tf.where(usable, value, tf.zeros_like(value))
+def _anchor_candidate_distances(candidates: base.Candidates, metric: str):
+    """Distances from this replica's anchors to every candidate (the global batch, any memory).
 
-
-def _anchor_candidate_distances(labels, embeddings, metric: str):
-    """Distances from this replica's anchors to every candidate of the global batch.
-
-    Returns ``(d [n, m], positive [n, m], negative [n, m])`` where ``m`` counts
-    the rows of all replicas (``m = n`` on one device); ``positive`` excludes
-    each anchor itself and ``d`` is exactly 0 there.
+    Returns ``(d [n, m], positive [n, m], negative [n, m])``; ``positive``
+    excludes each anchor itself (``d`` is exactly 0 there) and both masks
+    leave out memory slots that are not filled yet.
     """
-    embeddings = validation.to_float(embeddings, "embeddings")
-    validation.check_rank(embeddings, 2, "embeddings")
-    labels = validation.as_labels(labels, embeddings.shape[0])
-    candidates, offset = distribute.gather(embeddings)
-    candidate_labels, _ = distribute.gather(labels)
-    d = distances.pairwise_distances(embeddings, candidates, metric=metric)
-    rows = tf.range(tf.shape(embeddings)[0], dtype=tf.int32)[:, None] + offset
-    cols = tf.range(tf.shape(candidates)[0], dtype=tf.int32)[None, :]
-    is_self = tf.equal(rows, cols)
-    d = tf.where(is_self, tf.zeros_like(d), d)
-    same = tf.equal(labels[:, None], candidate_labels[None, :])
-    return d, same & ~is_self, ~same
+    d = distances.pairwise_distances(candidates.embeddings, candidates.keys, metric=metric)
+    d = tf.where(candidates.is_self(), tf.zeros_like(d), d)
+    positive, negative = candidates.masks()
+    return d, positive, negative
+
+
+def _check_arguments(margin, mining, distance):
+    margin = validation.check_non_negative(margin, "margin")
+    validation.check_choice(mining, MINING, "mining")
+    validation.check_choice(distance, distances.METRICS, "distance")
+    return margin, mining, distance
 
 
 def _tfa_metric(distance_metric: str) -> str:
@@ -200,7 +213,7 @@ def _tfa_metric(distance_metric: str) -> str:
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
-class TripletLoss(keras.losses.Loss):
+class TripletLoss(base.SimilarityLoss):
     """Triplet margin loss with online mining, called on ``(labels, embeddings)``.
 
     Args:
@@ -212,6 +225,9 @@ class TripletLoss(keras.losses.Loss):
 
     Batches need several samples per class, or there are no positives: use
     :func:`tfcontrast.data.class_balanced_batches` (P classes x K samples).
+    Labels are compared exactly (int64 ids such as product ids are fine);
+    the return contract (NaN on non-finite embeddings, errors on
+    non-integer labels) is that of :mod:`tfcontrast.losses.base`.
 
     Raises:
         ValueError: negative margin, unknown mining or distance, embeddings that
@@ -222,6 +238,9 @@ class TripletLoss(keras.losses.Loss):
         >>> model.fit(images, labels)  # doctest: +SKIP
     """
 
+    function = staticmethod(triplet_loss)
+    from_candidates = staticmethod(triplet_from_candidates)
+
     def __init__(
         self,
         margin: float = 1.0,
@@ -231,27 +250,26 @@ class TripletLoss(keras.losses.Loss):
         name: str = "triplet_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.margin = validation.check_non_negative(margin, "margin")
-        self.mining = validation.check_choice(mining, MINING, "mining")
-        self.distance = validation.check_choice(distance, distances.METRICS, "distance")
-        self.soft = bool(soft)
+        margin, mining, distance = _check_arguments(margin, mining, distance)
+        super().__init__(name=name, margin=margin, mining=mining, distance=distance, soft=bool(soft), **kwargs)
 
-    def call(self, y_true, y_pred):
-        return triplet_loss(y_true, y_pred, self.margin, self.mining, self.distance, self.soft)
 
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "margin": self.margin,
-            "mining": self.mining,
-            "distance": self.distance,
-            "soft": self.soft,
-        }
+register_loss(
+    "triplet",
+    TripletLoss,
+    inputs="labels",
+    summary="triplet margin loss with in-batch mining (Schroff et al., FaceNet, CVPR 2015)",
+    fields={
+        "margin": Float(doc="triplet margin, >= 0 (unused when soft)", within="[0, inf)"),
+        "mining": Choice(MINING, doc="semi-hard | hard | all: which negatives (and positives) of the batch count"),
+        "distance": Choice(distances.METRICS, doc="euclidean | sqeuclidean | cosine | inner_product"),
+        "soft": Bool(doc="soft margin log(1 + exp(d_ap - d_an)) instead of the hinge"),
+    },
+)
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
-class TripletSemiHardLoss(keras.losses.Loss):
+class TripletSemiHardLoss(base.SimilarityLoss):
     """Drop-in for ``tfa.losses.TripletSemiHardLoss``: same arguments, same values.
 
     Args:
@@ -259,23 +277,19 @@ class TripletSemiHardLoss(keras.losses.Loss):
         distance_metric: ``"L2"`` (Euclidean), ``"squared-L2"`` or ``"angular"`` (1 - cos).
     """
 
+    function = staticmethod(triplet_semihard_loss)
+    from_candidates = staticmethod(_tfa_semihard_from_candidates)
+
     def __init__(
         self, margin: float = 1.0, distance_metric: str = "L2", name: str = "triplet_semihard_loss", **kwargs
     ):
-        super().__init__(name=name, **kwargs)
-        self.margin = validation.check_non_negative(margin, "margin")
-        self.distance_metric = distance_metric
+        margin = validation.check_non_negative(margin, "margin")
         _tfa_metric(distance_metric)
-
-    def call(self, y_true, y_pred):
-        return triplet_semihard_loss(y_true, y_pred, self.margin, self.distance_metric)
-
-    def get_config(self):
-        return {**super().get_config(), "margin": self.margin, "distance_metric": self.distance_metric}
+        super().__init__(name=name, margin=margin, distance_metric=distance_metric, **kwargs)
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
-class TripletHardLoss(keras.losses.Loss):
+class TripletHardLoss(base.SimilarityLoss):
     """Drop-in for ``tfa.losses.TripletHardLoss``: same arguments, same values.
 
     Args:
@@ -283,6 +297,9 @@ class TripletHardLoss(keras.losses.Loss):
         soft: soft margin ``log(1 + exp(d_ap - d_an))``.
         distance_metric: ``"L2"`` (Euclidean), ``"squared-L2"`` or ``"angular"`` (1 - cos).
     """
+
+    function = staticmethod(triplet_hard_loss)
+    from_candidates = staticmethod(_tfa_hard_from_candidates)
 
     def __init__(
         self,
@@ -292,19 +309,6 @@ class TripletHardLoss(keras.losses.Loss):
         name: str = "triplet_hard_loss",
         **kwargs,
     ):
-        super().__init__(name=name, **kwargs)
-        self.margin = validation.check_non_negative(margin, "margin")
-        self.soft = bool(soft)
-        self.distance_metric = distance_metric
+        margin = validation.check_non_negative(margin, "margin")
         _tfa_metric(distance_metric)
-
-    def call(self, y_true, y_pred):
-        return triplet_hard_loss(y_true, y_pred, self.margin, self.soft, self.distance_metric)
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "margin": self.margin,
-            "soft": self.soft,
-            "distance_metric": self.distance_metric,
-        }
+        super().__init__(name=name, margin=margin, soft=bool(soft), distance_metric=distance_metric, **kwargs)

@@ -1,22 +1,30 @@
 """Models with custom train steps that train with plain ``model.fit``."""
 
-from tfcontrast.models import encoders, heads, siamese, ssl
+from tfcontrast.models import encoders, heads, normalization, siamese, ssl
+from tfcontrast.models.distill import Distiller
+from tfcontrast.models.finetune import FineTuner
+from tfcontrast.models.normalization import BatchNormalization, fuse_batch_norm
 from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
 from tfcontrast.models.ssl import BYOL, DirectPred, SimCLR, SimSiam
 from tfcontrast.models.text import DeCLUTR, DualEncoder, SimCSE
 
 __all__ = [
     "BYOL",
+    "BatchNormalization",
     "DeCLUTR",
     "DirectPred",
+    "Distiller",
     "DualEncoder",
     "EmbeddingModel",
+    "FineTuner",
     "SiameseNetwork",
     "SimCLR",
     "SimCSE",
     "SimSiam",
     "encoders",
+    "fuse_batch_norm",
     "heads",
+    "normalization",
     "siamese",
     "ssl",
 ]

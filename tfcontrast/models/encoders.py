@@ -15,7 +15,9 @@
 Written in plain Keras 3 (keras-cv's ``ResNetBackbone`` only has the ImageNet
 stem, which shrinks a 32x32 input to 1x1, and its presets download weights).
 BatchNorm is ``synchronized`` so that under a ``tf.distribute`` strategy its
-statistics are those of the global batch, as in SimCLR and BYOL.
+statistics are those of the global batch, as in SimCLR and BYOL; on one
+replica it runs TensorFlow's fused kernel
+(:class:`tfcontrast.models.normalization.BatchNormalization`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import Sequence
 
 import keras
 
+from tfcontrast.models.normalization import BatchNormalization
 from tfcontrast.text.encoders import text_cnn, text_transformer  # noqa: F401 - re-exported
 
 STEMS = ("cifar", "imagenet")
@@ -82,7 +85,7 @@ def digits_cnn(
     h = inputs
     for filters, pool in ((width, False), (2 * width, True), (features, False)):
         h = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False)(h)
-        h = keras.layers.BatchNormalization(synchronized=True)(h)
+        h = BatchNormalization(synchronized=True)(h)
         h = keras.layers.ReLU()(h)
         if pool:
             h = keras.layers.MaxPooling2D(2, padding="same")(h)
@@ -91,7 +94,7 @@ def digits_cnn(
 
 def _conv_bn(h, filters: int, kernel: int, strides: int, relu: bool):
     h = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False)(h)
-    h = keras.layers.BatchNormalization(synchronized=True)(h)
+    h = BatchNormalization(synchronized=True)(h)
     return keras.layers.ReLU()(h) if relu else h
 
 

@@ -13,13 +13,16 @@ where BatchNorm goes:
 BatchNorm is ``synchronized``: under a ``tf.distribute`` strategy its batch
 statistics are all-reduced over the global batch (plain Keras BatchNorm keeps
 per-replica statistics, and the replicas' moving averages drift apart). On one
-device it is ordinary BatchNorm. The heads follow the global mixed-precision
-policy; the losses upcast to float32.
+replica it is ordinary BatchNorm, run by TensorFlow's fused kernel
+(:class:`tfcontrast.models.normalization.BatchNormalization`). The heads
+follow the global mixed-precision policy; the losses upcast to float32.
 """
 
 from __future__ import annotations
 
 import keras
+
+from tfcontrast.models.normalization import BatchNormalization
 
 
 def mlp_head(
@@ -60,11 +63,11 @@ def mlp_head(
     for _ in range(num_layers - 1):
         layers.append(keras.layers.Dense(hidden_dim, use_bias=not batch_norm))
         if batch_norm:
-            layers.append(keras.layers.BatchNormalization(synchronized=True))
+            layers.append(BatchNormalization(synchronized=True))
         layers.append(keras.layers.ReLU())
     layers.append(keras.layers.Dense(output_dim, use_bias=not output_batch_norm))
     if output_batch_norm:
-        layers.append(keras.layers.BatchNormalization(scale=False, synchronized=True))
+        layers.append(BatchNormalization(scale=False, synchronized=True))
     return keras.Sequential(layers, name=name)
 
 

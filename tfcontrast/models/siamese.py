@@ -13,7 +13,10 @@
   (:class:`~tfcontrast.losses.TripletLoss`, :class:`~tfcontrast.losses.SupConLoss`,
   ...), mining its pairs or triplets inside each batch. Feed it P x K batches
   (:func:`tfcontrast.data.class_balanced_batches`) so that every batch holds
-  positives.
+  positives. Or with a ``loss_head`` that owns trainable class weights
+  (:class:`~tfcontrast.losses.ArcFaceLoss`, :class:`~tfcontrast.losses.CosFaceLoss`,
+  :class:`~tfcontrast.losses.ProxyAnchorLoss`, :class:`~tfcontrast.losses.ProxyNCALoss`),
+  which needs no positive pairs in the batch.
 
 Both show, next to the loss, the mean distance of positive pairs
 (``pos_dist``), of negative pairs (``neg_dist``) and their gap
@@ -31,9 +34,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcontrast import data, distances, distribute, validation
+from tfcontrast import distances, distribute, validation
+from tfcontrast.losses import base as losses_base
+from tfcontrast.fields import Bool, Choice, Int
 from tfcontrast.models.distributed_fit import DistributedFitMixin, multiworker_safe_logs
 from tfcontrast.models.ssl.base import encoder_feature_dim
+from tfcontrast.registry import register_method
 
 
 def pair_distances(a, b, metric: str = "euclidean") -> tf.Tensor:
@@ -94,7 +100,7 @@ class _SimilarityModel(DistributedFitMixin, keras.Model):
     def train_step(self, data):
         self._check_compiled_metrics()
         with tf.GradientTape() as tape:
-            loss, stats = self.batch_loss(data, training=True)
+            loss, stats = self._checked_batch_loss(data, training=True)
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -102,8 +108,19 @@ class _SimilarityModel(DistributedFitMixin, keras.Model):
 
     def test_step(self, data):
         self._check_compiled_metrics()
-        loss, stats = self.batch_loss(data, training=False)
+        loss, stats = self._checked_batch_loss(data, training=False)
         return self._record(loss, stats)
+
+    def _checked_batch_loss(self, data, training: bool):
+        """:meth:`batch_loss`, NaN when a floating input is not finite.
+
+        A ReLU or a max-pool can hide a NaN pixel from the embeddings (the loss
+        stays finite) while its gradient turns the weights NaN; a NaN loss makes
+        that visible (``TerminateOnNaN`` stops). One reduction over the inputs.
+        """
+        loss, stats = self.batch_loss(data, training=training)
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        return losses_base.nan_unless(validation.all_finite(x), loss), stats
 
     def _check_compiled_metrics(self) -> None:
         if getattr(self, "_compile_metrics", None) is not None:
@@ -238,6 +255,11 @@ class SiameseNetwork(_SimilarityModel):
         x, _, _ = keras.utils.unpack_x_y_sample_weight(data)
         return self(x, training=False)
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        if y is not None and isinstance(x, (tuple, list)) and len(x) == 2:
+            validation.host_binary_labels(y, name="y")  # pair labels: 1 = similar, 0 = dissimilar
+        return super().fit(x, y, *args, **kwargs)
+
     def get_config(self):
         return {**super().get_config(), "margin": self.margin}
 
@@ -254,6 +276,19 @@ class EmbeddingModel(_SimilarityModel):
     need several examples per class in a batch: feed
     :func:`tfcontrast.data.class_balanced_batches`.
 
+    A loss that owns trainable class weights (proxies) is given as
+    ``loss_head`` instead (:class:`~tfcontrast.losses.ArcFaceLoss`,
+    :class:`~tfcontrast.losses.CosFaceLoss`, :class:`~tfcontrast.losses.ProxyAnchorLoss`,
+    :class:`~tfcontrast.losses.ProxyNCALoss`, or any Keras layer called as
+    ``head(labels, embeddings)`` returning a scalar loss): the model tracks
+    it, so its class weights are trained by the model's optimizer, saved in
+    ``.keras`` and weights files, restored by ``keras.models.load_model`` and
+    mirrored under a strategy (create the model, head included, inside
+    ``strategy.scope()``). ``compile(optimizer)`` alone is then enough; a
+    compiled loss, if any, is added to the head's loss (e.g. ArcFace plus a
+    triplet loss). The head is used for the loss only: ``model(x)`` and
+    ``predict`` return the embeddings.
+
     Args:
         encoder: a built Keras model mapping inputs to ``[batch, features]``;
             ``model.encoder`` after training.
@@ -263,15 +298,22 @@ class EmbeddingModel(_SimilarityModel):
             for triplet margins around 0.2 and for SupCon).
         distance: the metric of the ``pos_dist`` / ``neg_dist`` / ``dist_gap``
             training metrics (the loss uses its own).
+        loss_head: ``None`` or a loss layer with trainable class weights,
+            called as ``loss_head(labels, embeddings)``; its ``embedding_dim``
+            must be the model's embedding width.
 
     The ``pos_dist`` / ``neg_dist`` metrics average the distances between
     every anchor of the batch and every other example of the same / another
     class (the global batch under a strategy).
 
     Raises:
-        ValueError: a bad encoder or ``embedding_dim``; at ``fit``: labels that
-            are not integer class ids or do not match ``x``, empty data, or no
-            compiled loss.
+        ValueError: a bad encoder or ``embedding_dim``, a ``loss_head`` that is
+            not a Keras layer, has another ``embedding_dim`` or was created
+            outside the strategy scope the model is built in; at ``fit``:
+            labels that are not integer class ids or do not match ``x`` (or,
+            with a head, lie outside ``[0, num_classes)``), empty data, no
+            compiled loss and no head, a loss with class weights given to
+            ``compile`` instead of ``loss_head``, sample weights with a head.
 
     Example:
         >>> model = EmbeddingModel(tfc.models.encoders.digits_cnn(), embedding_dim=64)  # doctest: +SKIP
@@ -279,6 +321,18 @@ class EmbeddingModel(_SimilarityModel):
         >>> model.fit(tfc.data.class_balanced_batches(x, labels, 10, 8, steps=1000))
         >>> embeddings = model.predict(x_test)
         >>> model.save("embedder.keras")   # keras.models.load_model("embedder.keras") with `import tfcontrast`
+        >>> face = EmbeddingModel(encoder, embedding_dim=512,  # doctest: +SKIP
+        ...                       loss_head=tfc.losses.ArcFaceLoss(num_classes=10_000, embedding_dim=512))
+        >>> face.compile(optimizer="adam")
+        >>> face.fit(images, identities, batch_size=256)
+        >>> model.export_embedder("embedder_savedmodel")   # any TensorFlow process, no tfcontrast
+
+    Handing the model over: a ``.keras`` file (``model.save``) stores the
+    class name ``EmbeddingModel``, so ``keras.models.load_model`` finds it
+    only after ``import tfcontrast`` (else "Could not locate class
+    'EmbeddingModel'"). For someone without tfcontrast, :meth:`export_embedder`
+    writes a SavedModel (signatures ``embed``, ``lookup``...) that
+    ``tf.saved_model.load``, ``saved_model_cli`` and TF Serving run alone.
     """
 
     def __init__(
@@ -287,6 +341,7 @@ class EmbeddingModel(_SimilarityModel):
         embedding_dim: int | None = None,
         normalize: bool = True,
         distance: str = "euclidean",
+        loss_head: keras.layers.Layer | None = None,
         **kwargs,
     ):
         super().__init__(encoder, distance=distance, **kwargs)
@@ -300,6 +355,7 @@ class EmbeddingModel(_SimilarityModel):
         if self.embedding_dim is not None:
             self.projection = keras.layers.Dense(self.embedding_dim, name="projection")
             self.projection.build((None, self.feature_dim))
+        self.loss_head = _check_loss_head(loss_head, self.embedding_dim or self.feature_dim)
         self.built = True  # every sublayer is built: fit, save and load can start
 
     def call(self, inputs, training=False):
@@ -312,22 +368,122 @@ class EmbeddingModel(_SimilarityModel):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         if y is None:
             raise ValueError("EmbeddingModel trains on (x, labels): got no labels.")
-        if self.loss is None:
-            raise ValueError(
-                "EmbeddingModel needs a label-based loss: compile(optimizer, loss=tfcontrast.losses.TripletLoss(...))."
-            )
+        self._check_losses(sample_weight)
         embeddings = self(x, training=training)
         labels = validation.as_labels(y, embeddings.shape[0], name="labels")
-        loss = self.compute_loss(x=x, y=labels, y_pred=embeddings, sample_weight=sample_weight, training=training)
+        # The loss gets the labels as fed (it checks and compares them exactly itself) and is told
+        # whether this step trains, so that stateful losses (XBM's memory) change only in training.
+        if self.loss is not None:
+            with losses_base.training_phase(training):
+                loss = self.compute_loss(x=x, y=y, y_pred=embeddings, sample_weight=sample_weight, training=training)
+        if self.loss_head is not None:
+            extra = loss if self.loss is not None else self.regularization_loss()
+            loss = self.loss_head(labels, embeddings) + extra
         return loss, _in_batch_stats(labels, tf.stop_gradient(embeddings), self.distance)
+
+    def _check_losses(self, sample_weight) -> None:
+        if self.loss is None and self.loss_head is None:
+            raise ValueError(
+                "EmbeddingModel needs a label-based loss: compile(optimizer, loss=tfcontrast.losses.TripletLoss(...)), "
+                "or a loss with class weights as EmbeddingModel(..., loss_head=tfcontrast.losses.ArcFaceLoss(...))."
+            )
+        if isinstance(self.loss, keras.layers.Layer):
+            raise ValueError(
+                f"{type(self.loss).__name__} owns trainable class weights: give it to "
+                "EmbeddingModel(..., loss_head=...), not to compile(loss=...), so that they are trained and saved."
+            )
+        if self.loss_head is not None and sample_weight is not None:
+            raise ValueError("sample weights are not supported with a `loss_head`.")
 
     def fit(self, x=None, y=None, *args, **kwargs):
         if y is not None and not isinstance(x, tf.data.Dataset):
             _check_labels_for(x, y)
+            if self.loss_head is not None and hasattr(self.loss_head, "check_labels"):
+                self.loss_head.check_labels(y)
         return super().fit(x, y, *args, **kwargs)
 
+    def export_embedder(self, path, index=None, *, k=None, contract=None, input_signature=None) -> str:
+        """Writes this model (inputs -> embeddings) as a SavedModel that needs no tfcontrast.
+
+        A thin call of :func:`tfcontrast.export.export_saved_model` (see it for
+        the arguments, signatures and errors) with this model as the encoder
+        and, by default, the input signature of ``self.encoder``.
+        """
+        from tfcontrast import export
+
+        spec = input_signature if input_signature is not None else export.input_spec(self.encoder)
+        return export.export_saved_model(self, path, index, k=k, input_signature=spec, contract=contract)
+
     def get_config(self):
-        return {**super().get_config(), "embedding_dim": self.embedding_dim, "normalize": self.normalize}
+        config = {**super().get_config(), "embedding_dim": self.embedding_dim, "normalize": self.normalize}
+        if self.loss_head is not None:
+            config["loss_head"] = keras.saving.serialize_keras_object(self.loss_head)
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("loss_head") is not None:
+            config["loss_head"] = keras.saving.deserialize_keras_object(config["loss_head"])
+        return super().from_config(config)
+
+
+def _check_loss_head(head, width: int):
+    """``head`` (None or a Keras layer whose ``embedding_dim``, if it has one, is ``width``)."""
+    if head is None:
+        return None
+    if not isinstance(head, keras.layers.Layer):
+        raise ValueError(
+            "`loss_head` must be a Keras layer called as head(labels, embeddings), such as "
+            f"tfcontrast.losses.ArcFaceLoss(num_classes, embedding_dim); got {type(head).__name__}."
+        )
+    strategy = tf.distribute.get_strategy()
+    if any(not strategy.extended.variable_created_in_scope(getattr(v, "value", v)) for v in head.weights):
+        raise ValueError(
+            "`loss_head` was created outside the scope of the strategy the model is built in: create it inside "
+            "`strategy.scope()` together with the model, so that its class weights are mirrored."
+        )
+    head_dim = getattr(head, "embedding_dim", None)
+    if head_dim is not None and head_dim != width:
+        raise ValueError(
+            f"`loss_head` expects embeddings of width {head_dim} but the model's embeddings have width {width}: "
+            "give the head embedding_dim equal to the model's embedding_dim (or encoder width)."
+        )
+    return head
+
+
+def embedding_network(model: EmbeddingModel) -> keras.Model:
+    """``model`` as a plain functional network (inputs -> normalised embeddings), to save and export."""
+    inputs = keras.Input(model.encoder.input_shape[1:])
+    return keras.Model(inputs, model(inputs), name="embedder")
+
+
+register_method(
+    "siamese",
+    SiameseNetwork,
+    batch="pairs",
+    summary="siamese network: one shared encoder on labelled pairs, trained with a pair loss (config.loss)",
+    fields={"distance": Choice(distances.METRICS, doc="pair distance: euclidean | sqeuclidean | cosine | inner_product")},
+    loss="pairs",
+    default_loss="contrastive",
+)
+
+register_method(
+    "embedding",
+    EmbeddingModel,
+    batch="class_balanced",
+    summary="encoder -> linear projection -> L2 normalisation, trained from labels with a metric loss (config.loss)",
+    fields={
+        "embedding_dim": Int(doc="width of the linear projection after the encoder; None = no projection", min=1,
+                             optional=True),
+        "normalize": Bool(doc="L2-normalise the embeddings (unit sphere)"),
+        "distance": Choice(distances.METRICS, doc="distance of the pos_dist / neg_dist progress metrics (the loss has its own)"),
+    },
+    embedder=embedding_network,
+    loss="labels",
+    default_loss="triplet",
+    example={"embedding_dim": 16},
+)
 
 
 def _towers(inputs) -> list:
@@ -399,8 +555,8 @@ def _check_not_empty(x, name: str) -> None:
 
 
 def _check_labels_for(x, y) -> None:
-    """Eager check of array labels: integer class ids, one per example of ``x``."""
+    """Eager check of array labels: integer class ids (any integer width), one per example of ``x``."""
     n = _num_examples(x)
     labels = np.asarray(y)
     expected = n if n is not None else (labels.shape[0] if labels.ndim else 0)
-    data.as_class_ids(labels, expected, name="y")
+    validation.host_class_ids(labels, expected, name="y")

@@ -1,4 +1,9 @@
-"""Facts every self-supervised method must satisfy, checked for each one."""
+"""Facts of the self-supervised methods beyond the shared contract.
+
+The contract every registered method satisfies (loss falls, .keras round trip,
+XLA, mixed float16 / bfloat16, two replicas = one device) is in
+``tests/models/test_registered_methods.py``.
+"""
 
 import keras
 import numpy as np
@@ -9,56 +14,10 @@ from tfcontrast.models import BYOL, DirectPred, SimCLR, SimSiam
 
 from .conftest import bn_encoder, fixed_views, mlp_encoder
 
-METHODS = {
-    "simclr": lambda enc, **kw: SimCLR(enc, projection_dim=16, temperature=0.2, **kw),
-    "byol": lambda enc, **kw: BYOL(enc, projection_dim=16, hidden_dim=32, **kw),
-    "directpred": lambda enc, **kw: DirectPred(enc, projection_dim=16, hidden_dim=32, **kw),
-    "simsiam": lambda enc, **kw: SimSiam(enc, projection_dim=16, **kw),
-}
-
 
 def noisy_views(images):
     """In-step augmentation for tests: two draws of additive Gaussian noise."""
     return tuple(images + tf.random.normal(tf.shape(images), stddev=0.2) for _ in range(2))
-
-
-@pytest.mark.parametrize("name", list(METHODS))
-def test_a_few_dozen_steps_lower_the_loss(name, digits_flat):
-    """The loss falls on held-out fixed views.
-
-    BYOL and DirectPred regress a moving target and DirectPred's predictor
-    starts near the identity (where online = target gives a low loss), so in
-    40 steps their loss falls only with a target that follows the online
-    network quickly (tau_base = 0.9; 0.99 gives DirectPred 0.97 -> 1.22 here).
-    Without learning, the target (a copy of the online network) would not move.
-    """
-    keras.utils.set_random_seed(0)
-    fast_target = {"tau_base": 0.9} if name in ("byol", "directpred") else {}
-    model = METHODS[name](mlp_encoder(), augment=noisy_views, **fast_target)
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
-    views = fixed_views(digits_flat[:128], seed=1)
-    before = model.evaluate(*views, batch_size=64, verbose=0, return_dict=True)["loss"]
-    model.fit(digits_flat, batch_size=64, epochs=10, verbose=0)  # 40 steps
-    after = model.evaluate(*views, batch_size=64, verbose=0, return_dict=True)["loss"]
-    # Loss ranges: NT-Xent >= 0 (log 2N at chance), BYOL 2 x [0, 4], SimSiam [-1, 1].
-    assert after < before - 0.1, (before, after)
-
-
-@pytest.mark.parametrize("name", list(METHODS))
-def test_jit_compiled_step_matches_the_graph_step(name, digits_flat):
-    v1, v2 = fixed_views(digits_flat[:32])
-    results = []
-    for jit in (False, True):
-        keras.utils.set_random_seed(3)
-        model = METHODS[name](mlp_encoder(seed=3), total_steps=10) if name in ("byol", "directpred") else METHODS[name](mlp_encoder(seed=3))
-        model.compile(optimizer=keras.optimizers.SGD(0.1), jit_compile=jit)
-        logs = [model.train_on_batch(v1, v2, return_dict=True) for _ in range(2)]
-        results.append((logs, [w.numpy() for w in model.encoder.weights]))
-    (graph_logs, graph_w), (xla_logs, xla_w) = results
-    for g, x in zip(graph_logs, xla_logs):
-        assert np.isfinite(x["loss"]) and x["loss"] == pytest.approx(g["loss"], rel=1e-4, abs=1e-5)
-    for g, x in zip(graph_w, xla_w):
-        np.testing.assert_allclose(x, g, rtol=1e-3, atol=1e-5)
 
 
 @pytest.fixture
@@ -68,47 +27,12 @@ def bfloat16_policy():
     keras.mixed_precision.set_global_policy("float32")
 
 
-@pytest.mark.parametrize("name", list(METHODS))
-def test_trains_under_mixed_bfloat16(name, digits_flat, bfloat16_policy):
-    model = METHODS[name](bn_encoder())
+def test_directpred_statistics_stay_float32_under_mixed_bfloat16(digits_flat, bfloat16_policy):
+    model = DirectPred(bn_encoder(), projection_dim=16, hidden_dim=32)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    history = model.fit(fixed_views(digits_flat[:64]), batch_size=32, epochs=2, verbose=0)
-    assert all(np.isfinite(v) for values in history.history.values() for v in values)
-    assert model.encoder.compute_dtype == "bfloat16"
-    for w in model.weights:
-        assert np.all(np.isfinite(w.numpy())), w.path
-    if name == "directpred":
-        assert model.correlation.dtype == "float32" and model.predictor.kernel.dtype == "float32"
-
-
-@pytest.mark.parametrize("name", list(METHODS))
-def test_fit_under_two_replicas_keeps_replicas_identical(name, two_replicas, digits_flat):
-    with two_replicas.scope():
-        model = METHODS[name](bn_encoder())
-        model.compile(optimizer=keras.optimizers.SGD(0.1))
-    history = model.fit(fixed_views(digits_flat[:64]), batch_size=16, epochs=1, verbose=0)
-    assert np.isfinite(history.history["loss"][-1])
-    for w in model.weights:
-        copies = two_replicas.experimental_local_results(w.value)
-        np.testing.assert_array_equal(copies[0].numpy(), copies[1].numpy(), err_msg=w.path)
-
-
-def test_simclr_two_replicas_equal_one_replica_on_the_global_batch(two_replicas, digits_flat):
-    v1, v2 = fixed_views(digits_flat[:16])
-    single = SimCLR(mlp_encoder(seed=5), projection_dim=8, temperature=0.2)
-    with two_replicas.scope():
-        mirrored = SimCLR(mlp_encoder(seed=5), projection_dim=8, temperature=0.2)
-    mirrored.set_weights(single.get_weights())
-    results = []
-    for model in (single, mirrored):
-        model.compile(optimizer=keras.optimizers.SGD(0.5))
-        history = model.fit(tf.data.Dataset.from_tensors((v1, v2)), epochs=1, verbose=0)
-        results.append((history.history["loss"][0], history.history["proj_std"][0], model.get_weights()))
-    (loss_1, std_1, w_1), (loss_2, std_2, w_2) = results
-    assert loss_2 == pytest.approx(loss_1, rel=1e-5)
-    assert std_2 == pytest.approx(std_1, rel=1e-5)
-    for a, b in zip(w_1, w_2):
-        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
+    model.fit(fixed_views(digits_flat[:64]), batch_size=32, epochs=1, verbose=0)
+    assert model.correlation.dtype == "float32" and model.predictor.kernel.dtype == "float32"
+    assert np.any(model.correlation.numpy() != 0)
 
 
 class BYOLWithoutPredictor(BYOL):

@@ -1,10 +1,11 @@
-"""Mixed precision: every method trains under mixed_float16 with dynamic loss scaling.
+"""Mixed precision: what the momentum methods and DirectPred must keep under mixed_float16.
 
-(``mixed_bfloat16`` needs no loss scaling and is covered in test_methods.py.)
-Under ``mixed_float16`` Keras wraps the optimizer in a ``LossScaleOptimizer``
-(``compile(auto_scale_loss=True)``) and the two-view step multiplies the loss
-by the scale before differentiating; the losses, the DirectPred statistics and
-its eigendecomposition stay float32. Tiny models: float16 on CPU is emulated.
+(Every registered method trains under mixed_float16 and mixed_bfloat16 in
+tests/models/test_registered_methods.py.) Under ``mixed_float16`` Keras wraps
+the optimizer in a ``LossScaleOptimizer`` (``compile(auto_scale_loss=True)``)
+and the two-view step multiplies the loss by the scale before differentiating;
+the losses, the DirectPred statistics and its eigendecomposition stay float32.
+Tiny models: float16 on CPU is emulated.
 """
 
 import keras
@@ -12,19 +13,19 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcontrast.models import BYOL, DirectPred, SimCLR, SimSiam
+from tfcontrast import registry
+from tfcontrast.models import DirectPred
 from tfcontrast.models.ssl.directpred import directpred_predictor
+from tfcontrast.models.ssl.momentum import MomentumModel
 
 from .conftest import bn_encoder, fixed_views
 
-METHODS = {
-    "simclr": lambda enc, **kw: SimCLR(enc, projection_dim=16, temperature=0.2, **kw),
-    "byol": lambda enc, **kw: BYOL(enc, projection_dim=16, hidden_dim=32, **kw),
-    "directpred": lambda enc, **kw: DirectPred(enc, projection_dim=16, hidden_dim=32, **kw),
-    # A 4-unit bottleneck (16 // 4) can zero a whole example after the ReLU: its prediction is then
-    # the bias (0 at init) and the cosine's 1/||p|| gradient overflows float16 at any usable scale.
-    "simsiam": lambda enc, **kw: SimSiam(enc, projection_dim=16, predictor_hidden_dim=16, **kw),
-}
+MOMENTUM_METHODS = [spec.name for spec in registry.methods if issubclass(spec.model, MomentumModel)]
+
+
+def momentum_model(name: str, **kwargs):
+    spec = registry.methods.get(name)
+    return spec.model(bn_encoder(), **{**spec.example, **kwargs})
 
 
 @pytest.fixture
@@ -44,27 +45,29 @@ def _check_directpred_state(model):
     np.testing.assert_allclose(model.predictor.kernel.numpy(), expected, atol=2e-4)
 
 
-@pytest.mark.parametrize("name", list(METHODS))
-def test_trains_under_mixed_float16_with_dynamic_loss_scaling(name, digits_flat, float16_policy):
+def test_directpred_state_stays_float32_and_closed_form_under_mixed_float16(digits_flat, float16_policy):
+    """(Every registered method trains under mixed_float16: tests/models/test_registered_methods.py.)"""
     keras.utils.set_random_seed(0)
-    model = METHODS[name](bn_encoder(), **({"total_steps": 4} if name in ("byol", "directpred") else {}))
+    model = DirectPred(bn_encoder(), projection_dim=16, hidden_dim=32, total_steps=4)
     model.compile(optimizer=keras.optimizers.Adam(1e-3))
-    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
-    before = [w.numpy() for w in model.encoder.trainable_weights]
-    history = model.fit(fixed_views(digits_flat[:64]), batch_size=32, epochs=2, verbose=0)
-    assert all(np.isfinite(v) for values in history.history.values() for v in values)
-    assert model.encoder.compute_dtype == "float16" and model.encoder.variable_dtype == "float32"
-    for w in model.weights:
-        assert np.all(np.isfinite(w.numpy())), w.path
-    # the updates were applied (not all skipped as overflows) and the scale stays usable
-    assert any(not np.allclose(a, w.numpy()) for a, w in zip(before, model.encoder.trainable_weights))
+    model.fit(fixed_views(digits_flat[:64]), batch_size=32, epochs=2, verbose=0)
     scale = float(model.optimizer.dynamic_scale.numpy())
     assert np.isfinite(scale) and scale >= 1.0
-    if name == "directpred":
-        _check_directpred_state(model)
+    _check_directpred_state(model)
 
 
-@pytest.mark.parametrize("name", ["byol", "directpred"])
+def overflowing_step(model, digits_flat):
+    """One step at a loss scale of 2^40 (see the test below); returns the trainable weights before it."""
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**40)
+    model.compile(optimizer=optimizer)
+    v1, v2 = fixed_views(digits_flat[:32])
+    before = [w.numpy() for w in model.trainable_weights]
+    logs = model.train_on_batch(v1, v2, return_dict=True)
+    assert np.isfinite(logs["loss"])
+    return before
+
+
+@pytest.mark.parametrize("name", MOMENTUM_METHODS)
 def test_an_overflowing_step_is_skipped_and_the_scale_halved(name, digits_flat, float16_policy):
     """With a loss scale of 2^40 the float16 gradients overflow: Keras must skip the update.
 
@@ -74,20 +77,23 @@ def test_an_overflowing_step_is_skipped_and_the_scale_halved(name, digits_flat, 
     The predictor rule and the EMA still run on the finite forward pass.
     """
     keras.utils.set_random_seed(1)
-    model = METHODS[name](bn_encoder(), total_steps=4)
-    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(0.1), initial_scale=2.0**40)
-    model.compile(optimizer=optimizer)
-    v1, v2 = fixed_views(digits_flat[:32])
-    before = [w.numpy() for w in model.trainable_weights]
-    logs = model.train_on_batch(v1, v2, return_dict=True)
-    assert np.isfinite(logs["loss"])
+    model = momentum_model(name, total_steps=4)
+    targets = [w.numpy() for w in model.target_encoder.weights]
+    before = overflowing_step(model, digits_flat)
     for a, w in zip(before, model.trainable_weights):
         np.testing.assert_array_equal(w.numpy(), a, err_msg=w.path)
     assert float(model.optimizer.dynamic_scale.numpy()) == 2.0**39
     assert int(model.step.numpy()) == 1
-    if name == "directpred":
-        assert np.all(np.isfinite(model.correlation.numpy())) and np.any(model.correlation.numpy() != 0)
-        _check_directpred_state(model)
+    # the EMA ran: the target's BatchNorm statistics moved with the finite forward pass
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(targets, model.target_encoder.weights))
+
+
+def test_the_directpred_rule_runs_on_an_overflowing_step(digits_flat, float16_policy):
+    keras.utils.set_random_seed(1)
+    model = DirectPred(bn_encoder(), projection_dim=16, hidden_dim=32, total_steps=4)
+    overflowing_step(model, digits_flat)
+    assert np.all(np.isfinite(model.correlation.numpy())) and np.any(model.correlation.numpy() != 0)
+    _check_directpred_state(model)
 
 
 def test_directpred_predictor_is_computed_in_float32_from_half_inputs():

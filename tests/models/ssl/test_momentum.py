@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfcontrast.models import BYOL, DirectPred
+from tfcontrast.models.ssl.momentum import MomentumModel
 
 from .conftest import bn_encoder, fixed_views, mlp_encoder
 
@@ -134,3 +135,96 @@ def test_backup_and_restore_resumes_to_the_same_weights(digits_flat, tmp_path):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
     np.testing.assert_allclose(resumed.correlation.numpy(), straight.correlation.numpy(), rtol=1e-5)
     assert np.abs(straight.correlation.numpy()).sum() > 0
+
+
+# ------------------------------------------------ the base beyond BYOL
+
+
+class Forgetful(BYOL):
+    """Overrides the post-update hook and forgets super(): the EMA would never run."""
+
+    def after_update(self, projections, state):
+        pass
+
+
+def test_a_hook_that_skips_the_ema_fails_when_the_step_is_traced(digits_flat):
+    model = Forgetful(mlp_encoder(), projection_dim=4, hidden_dim=8, total_steps=4)
+    model.compile(optimizer="sgd")
+    with pytest.raises(TypeError, match=r"Forgetful.after_update did not call super\(\).after_update"):
+        model.train_on_batch(*fixed_views(digits_flat[:16]))
+    assert int(model.step) == 0
+
+
+class QueueContrast(MomentumModel):
+    """A MoCo-shaped method: no predictor, an InfoNCE loss against the EMA keys and a FIFO queue of past keys.
+
+    The keys reach ``after_update`` as the extra output of ``two_view_loss``.
+    """
+
+    def __init__(self, encoder, queue_size=8, **kwargs):
+        super().__init__(encoder, projector=keras.layers.Dense(4, name="projector"), predictor=None, **kwargs)
+        self.queue = self.add_weight(shape=(queue_size, 4), initializer="zeros", trainable=False, name="queue")
+        self.seen_keys = []
+
+    def two_view_loss(self, view_1, view_2, training):
+        representations = self.encode_views(view_1, view_2, training)
+        projections = self.projector(representations, training=training)
+        q = tf.math.l2_normalize(projections, axis=1)
+        k = tf.math.l2_normalize(self.target_projections(view_2, view_1, training), axis=1)
+        logits = tf.concat([tf.reduce_sum(q * k, axis=1, keepdims=True), q @ tf.transpose(self.queue)], axis=1) / 0.2
+        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(tf.zeros_like(logits[:, 0], tf.int32), logits))
+        return loss, projections, representations, {"keys": k}
+
+    def after_update(self, projections, state):
+        keys = state["keys"]
+        self.queue.assign(tf.concat([keys, self.queue], axis=0)[: self.queue.shape[0]])
+        super().after_update(projections, state)
+
+
+def test_a_method_without_predictor_and_with_its_own_loss_fits_the_base(digits_flat):
+    v1, v2 = fixed_views(digits_flat[:4])
+    model = QueueContrast(bn_encoder(), tau_base=0.9, total_steps=10)
+    assert model.predictor is None and len(model.momentum_pairs) == len(online_and_target(model)[0])
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.train_on_batch(v1, v2)  # so that target != online
+    online, target = online_and_target(model)
+    old_target = [t.numpy() for t in target]
+    # the keys of the next step: the target (batch statistics in training) on the swapped views, before its EMA
+    both = tf.concat([v2, v1], axis=0)
+    want_keys = tf.math.l2_normalize(model.target_projector(model.target_encoder(both, training=True), training=True), 1)
+    for t, old in zip(target, old_target):  # that forward pass moved the target's BatchNorm statistics: undo it
+        t.assign(old)
+    model.train_on_batch(v1, v2)
+    np.testing.assert_allclose(model.queue.numpy(), want_keys.numpy(), rtol=1e-5, atol=1e-6)  # 2 x 4 keys fill it
+    tau = 1 - (1 - 0.9) * (math.cos(math.pi * 1 / 10) + 1) / 2
+    for o, t, old in zip(online, target, old_target):
+        if o.trainable:
+            np.testing.assert_allclose(t.numpy(), tau * old + (1 - tau) * o.numpy(), rtol=1e-5, atol=1e-6, err_msg=t.path)
+    assert int(model.step) == 2
+
+
+class BYOLWithTargetPredictor(BYOL):
+    """Declares a third momentum pair: an EMA copy of the predictor."""
+
+    def __init__(self, encoder, **kwargs):
+        super().__init__(encoder, **kwargs)
+        self.target_predictor = self.momentum_target(self.predictor, "target_predictor",
+                                                     input_shape=(None, self.projection_dim))
+
+
+def test_any_declared_pair_follows_the_ema(digits_flat):
+    v1, v2 = fixed_views(digits_flat[:32])
+    model = BYOLWithTargetPredictor(mlp_encoder(), projection_dim=8, hidden_dim=16, tau_base=0.9, total_steps=10)
+    pairs = floating(model.predictor.weights)
+    assert len(model.momentum_pairs) == len(online_and_target(model)[0]) + len(pairs)
+    for o, t in zip(model.predictor.weights, model.target_predictor.weights):
+        np.testing.assert_array_equal(o.numpy(), t.numpy())  # starts as a copy
+    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.train_on_batch(v1, v2)
+    old = [t.numpy() for t in floating(model.target_predictor.weights)]
+    model.train_on_batch(v1, v2)
+    tau = 1 - (1 - 0.9) * (math.cos(math.pi * 1 / 10) + 1) / 2
+    for o, t, before in zip(floating(model.predictor.weights), floating(model.target_predictor.weights), old):
+        if o.trainable:
+            np.testing.assert_allclose(t.numpy(), tau * before + (1 - tau) * o.numpy(), rtol=1e-5, atol=1e-6)
+            assert not np.array_equal(t.numpy(), o.numpy())

@@ -22,7 +22,9 @@ owns everything the methods share:
 
 A method implements :meth:`TwoViewModel.two_view_loss` and, if it keeps state
 beyond the optimizer's, :meth:`TwoViewModel.before_step` /
-:meth:`TwoViewModel.after_update`.
+:meth:`TwoViewModel.after_update`. Both hooks chain through ``super()``: a
+subclass of :class:`~tfcontrast.models.ssl.momentum.MomentumModel` adds its
+own update and leaves the EMA to the base.
 
 Under a ``tf.distribute`` strategy each replica returns its share of the
 global loss (the losses gather negatives across replicas; Keras scales
@@ -52,6 +54,14 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
             images (e.g. :class:`tfcontrast.augment.TwoViewAugmentation`).
         collapse_metrics: log projection std and effective rank every step
             (one ``d x d`` eigendecomposition; turn off to shave a little time).
+
+    Handing the model over: ``model.save("m.keras")`` stores the method's
+    class name, so ``keras.models.load_model`` needs ``import tfcontrast``
+    (else "Could not locate class ..."). The part to keep is ``model.encoder``:
+    ``model.encoder.save(...)`` (an encoder of built-in Keras layers, as
+    :mod:`tfcontrast.models.encoders` builds, loads without tfcontrast), or
+    ``tfcontrast.export.export_saved_model(model.encoder, path)`` for a
+    SavedModel that ``saved_model_cli`` and TF Serving run without tfcontrast.
     """
 
     def __init__(
@@ -75,19 +85,26 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
     def two_view_loss(self, view_1: tf.Tensor, view_2: tf.Tensor, training: bool):
         """Returns ``(loss, projections [2B, d], representations [2B, F])``.
 
-        ``loss`` is this replica's share of the global loss.
+        ``loss`` is this replica's share of the global loss. A fourth element,
+        a dict of tensors, may follow: the train step hands them (without
+        gradient) to :meth:`after_update` in its ``state`` (e.g. the keys a
+        queue enqueues after the update).
         """
         raise NotImplementedError
 
-    def before_step(self):
-        """Runs before the forward pass; what it returns is handed to :meth:`after_update`."""
-        return None
+    def before_step(self) -> dict:
+        """Runs before the forward pass; returns the ``state`` dict handed to :meth:`after_update`.
 
-    def after_update(self, projections: tf.Tensor, before) -> None:
-        """Runs after the optimizer step (EMA, predictor rule). No-op by default.
+        Overrides add their entries to ``super().before_step()``.
+        """
+        return {}
+
+    def after_update(self, projections: tf.Tensor, state: dict) -> None:
+        """Runs after the optimizer step (EMA, predictor rule, queue). No-op here.
 
         ``projections`` are the online projections of the step (no gradient);
-        ``before`` is what :meth:`before_step` returned.
+        ``state`` is what :meth:`before_step` returned, plus the extra tensors
+        :meth:`two_view_loss` returned. Overrides call ``super().after_update(projections, state)``.
         """
 
     def encode_views(self, view_1: tf.Tensor, view_2: tf.Tensor, training: bool) -> tf.Tensor:
@@ -109,18 +126,19 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
 
     def train_step(self, data):
         view_1, view_2 = self.views(data)
-        before = self.before_step()
+        state = self.before_step()
         with tf.GradientTape() as tape:
-            loss, projections, representations = self.two_view_loss(view_1, view_2, training=True)
+            loss, projections, representations, extras = _step_outputs(self.two_view_loss(view_1, view_2, training=True))
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
-        self.after_update(tf.stop_gradient(projections), before)
+        state.update(tf.nest.map_structure(tf.stop_gradient, extras))
+        self.after_update(tf.stop_gradient(projections), state)
         return self._record(loss, projections, representations)
 
     def test_step(self, data):
         view_1, view_2 = self.views(data)
-        loss, projections, representations = self.two_view_loss(view_1, view_2, training=False)
+        loss, projections, representations, _ = _step_outputs(self.two_view_loss(view_1, view_2, training=False))
         return self._record(loss, projections, representations)
 
     def predict_step(self, data):
@@ -177,6 +195,18 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
         if config.get("augment") is not None:
             config["augment"] = keras.saving.deserialize_keras_object(config["augment"])
         return cls(**config)
+
+
+def _step_outputs(outputs) -> tuple:
+    """``(loss, projections, representations, extras)`` from what ``two_view_loss`` returned."""
+    if len(outputs) == 3:
+        return (*outputs, {})
+    if len(outputs) == 4 and isinstance(outputs[3], dict):
+        return tuple(outputs)
+    raise ValueError(
+        "two_view_loss must return (loss, projections, representations) or the same plus a dict of "
+        f"extra tensors, got {len(outputs)} values."
+    )
 
 
 def encoder_feature_dim(encoder) -> int:

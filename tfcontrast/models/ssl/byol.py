@@ -1,23 +1,31 @@
 """BYOL: Bootstrap Your Own Latent (Grill et al., NeurIPS 2020).
 
 Online encoder -> projector -> predictor (MLPs: Linear(hidden)-BN-ReLU-Linear)
-regresses the EMA target's projection of the other view with
-``2 - 2 cos(q, stopgrad(z'))``, symmetrised; the target follows the online
-weights with the cosine tau schedule. All the machinery lives in
-:class:`tfcontrast.models.ssl.momentum.MomentumTwoViewModel`; BYOL only
-chooses its heads.
+regresses the EMA target's projection of the other view, symmetrised over the
+two view orders:
+
+    L = ||q(v1)~ - z'(v2)~||^2 + ||q(v2)~ - z'(v1)~||^2,   x~ = x / ||x||,
+
+i.e. ``(2 - 2 cos) + (2 - 2 cos)`` (:class:`tfcontrast.losses.BYOLLoss`). The
+EMA target and its tau schedule are the momentum base's
+(:class:`tfcontrast.models.ssl.momentum.MomentumModel`); BYOL chooses its heads
+and its loss.
 """
 
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
+from tfcontrast import losses
+from tfcontrast.fields import Float, Int
 from tfcontrast.models.heads import mlp_head
-from tfcontrast.models.ssl.momentum import MomentumTwoViewModel
+from tfcontrast.models.ssl.momentum import MomentumModel, scheduled_builder
+from tfcontrast.registry import register_method
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
-class BYOL(MomentumTwoViewModel):
+class BYOL(MomentumModel):
     """BYOL trained with ``model.fit`` on unlabelled images or ``(view_1, view_2)`` batches.
 
     Args:
@@ -50,13 +58,48 @@ class BYOL(MomentumTwoViewModel):
         super().__init__(
             encoder,
             projector=mlp_head(projection_dim, hidden_dim, name="projector"),
-            predictor=mlp_head(projection_dim, hidden_dim, name="predictor"),
+            predictor=self.make_predictor(projection_dim, hidden_dim),
             tau_base=tau_base,
             total_steps=total_steps,
             augment=augment,
             collapse_metrics=collapse_metrics,
             **kwargs,
         )
+        self.regression_loss = losses.BYOLLoss()
+
+    def make_predictor(self, projection_dim: int, hidden_dim: int) -> keras.layers.Layer:
+        """The predictor head (called before the base is initialised): an MLP like the projector."""
+        return mlp_head(projection_dim, hidden_dim, name="predictor")
+
+    def predict_head(self, projections: tf.Tensor, training: bool) -> tf.Tensor:
+        return self.predictor(projections, training=training)
+
+    def two_view_loss(self, view_1, view_2, training):
+        representations = self.encode_views(view_1, view_2, training)
+        projections = self.projector(representations, training=training)
+        predictions = self.predict_head(projections, training)
+        targets = self.target_projections(view_1, view_2, training)
+        q_1, q_2 = tf.split(predictions, 2, axis=0)
+        t_1, t_2 = tf.split(targets, 2, axis=0)
+        loss = self.regression_loss(q_1, t_2) + self.regression_loss(q_2, t_1)
+        return loss, projections, representations
 
     def get_config(self):
         return {**super().get_config(), "projection_dim": self.projection_dim, "hidden_dim": self.hidden_dim}
+
+
+BYOL_FIELDS = {
+    "projection_dim": Int(doc="projector and predictor output width", min=1),
+    "hidden_dim": Int(doc="projector and predictor hidden width", min=1),
+    "tau_base": Float(doc="EMA rate of the target network at step 0, rising to 1 (cosine), in [0, 1)", within="[0, 1)"),
+}
+
+register_method(
+    "byol",
+    BYOL,
+    batch="two_views",
+    summary="BYOL (Grill et al., NeurIPS 2020): a predictor regresses an EMA target's projection of the other view",
+    fields=BYOL_FIELDS,
+    build=scheduled_builder(BYOL),
+    example={"projection_dim": 16, "hidden_dim": 32, "tau_base": 0.9},
+)

@@ -15,7 +15,9 @@ E[f f^T] averages over both views of every replica (all-reduced), so every
 replica holds the same F and W_p. The eigendecomposition runs in float32 on a
 ``d x d`` matrix. F, W_p and the step counter are model variables:
 checkpointed and restored with the weights. Everything else is BYOL
-(:class:`tfcontrast.models.ssl.momentum.MomentumTwoViewModel`).
+(:class:`tfcontrast.models.ssl.byol.BYOL`): DirectPred only chooses its
+predictor and the rule that sets it after every step; the EMA of the target
+follows through ``super().after_update``.
 """
 
 from __future__ import annotations
@@ -24,8 +26,11 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distribute, validation
-from tfcontrast.models.heads import linear_predictor, mlp_head
-from tfcontrast.models.ssl.momentum import MomentumTwoViewModel
+from tfcontrast.fields import Choice, Float, Int
+from tfcontrast.models.heads import linear_predictor
+from tfcontrast.models.ssl.byol import BYOL, BYOL_FIELDS
+from tfcontrast.models.ssl.momentum import scheduled_builder
+from tfcontrast.registry import register_method
 
 VARIANTS = ("directpred", "directcopy")
 
@@ -46,7 +51,7 @@ def directcopy_predictor(correlation: tf.Tensor, eps: float) -> tf.Tensor:
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
-class DirectPred(MomentumTwoViewModel):
+class DirectPred(BYOL):
     """BYOL with a predictor set from the eigendecomposition of the projection correlation.
 
     Args:
@@ -82,23 +87,25 @@ class DirectPred(MomentumTwoViewModel):
             raise ValueError(f"`freq` must be a positive int, got {freq!r}.")
         self.freq = freq
         self.variant = validation.check_choice(variant, VARIANTS, "variant")
-        self.hidden_dim = hidden_dim
-        predictor = linear_predictor(projection_dim, name="predictor")
         super().__init__(
             encoder,
-            projector=mlp_head(projection_dim, hidden_dim, name="projector"),
-            predictor=predictor,
+            projection_dim=projection_dim,
+            hidden_dim=hidden_dim,
             tau_base=tau_base,
             total_steps=total_steps,
             augment=augment,
             collapse_metrics=collapse_metrics,
             **kwargs,
         )
-        predictor.trainable = False
+        self.predictor.trainable = False
         self.correlation = self.add_weight(
             shape=(self.projection_dim, self.projection_dim), initializer="zeros", trainable=False,
             dtype="float32", name="correlation",
         )
+
+    def make_predictor(self, projection_dim: int, hidden_dim: int) -> keras.layers.Layer:
+        """The linear, bias-free predictor ``W_p`` (identity at first), set by :meth:`after_update`."""
+        return linear_predictor(projection_dim, name="predictor")
 
     def predictor_from(self, correlation: tf.Tensor) -> tf.Tensor:
         """The closed-form predictor kernel for a correlation matrix (this model's variant)."""
@@ -106,7 +113,8 @@ class DirectPred(MomentumTwoViewModel):
             return directcopy_predictor(correlation, self.eps)
         return directpred_predictor(correlation, self.eps)
 
-    def after_update(self, projections, before) -> None:
+    def after_update(self, projections, state) -> None:
+        """F and (every ``freq`` steps, counted before this step's EMA) W_p; then the EMA (``super()``)."""
         f = tf.cast(projections, tf.float32)
         count = distribute.all_reduce_sum(tf.cast(tf.shape(f)[0], tf.float32))
         batch_correlation = distribute.all_reduce_sum(tf.matmul(f, f, transpose_a=True)) / count
@@ -119,15 +127,32 @@ class DirectPred(MomentumTwoViewModel):
             lambda: tf.identity(kernel),
         )
         distribute.assign_on_every_replica([self.correlation, kernel], [correlation, new_kernel])
-        self.update_target(before)
+        super().after_update(projections, state)
 
     def get_config(self):
         return {
             **super().get_config(),
-            "projection_dim": self.projection_dim,
-            "hidden_dim": self.hidden_dim,
             "rho": self.rho,
             "eps": self.eps,
             "freq": self.freq,
             "variant": self.variant,
         }
+
+
+register_method(
+    "directpred",
+    DirectPred,
+    batch="two_views",
+    summary="DirectPred (Tian, Chen and Ganguli, ICML 2021): BYOL with a predictor set from the projections' correlation",
+    fields={
+        **BYOL_FIELDS,
+        "projection_dim": Int(doc="projector output width d (the predictor W_p is d x d)", min=1),
+        "hidden_dim": Int(doc="projector hidden width", min=1),
+        "rho": Float(doc="EMA rate of the correlation matrix F, in [0, 1) (paper: 0.3)", within="[0, 1)"),
+        "eps": Float(doc="added to the predictor's eigenvalues, >= 0 (paper: 0.01)", within="[0, inf)"),
+        "freq": Int(doc="recompute W_p from F every `freq` steps", min=1),
+        "variant": Choice(VARIANTS, doc="directpred (U diag(sqrt(s/max s) + eps) U^T) | directcopy (F/||F|| + eps I)"),
+    },
+    build=scheduled_builder(DirectPred),
+    example={"projection_dim": 16, "hidden_dim": 32, "tau_base": 0.9},
+)

@@ -13,8 +13,10 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import losses
+from tfcontrast.fields import Int
 from tfcontrast.models.heads import mlp_head
 from tfcontrast.models.ssl.base import TwoViewModel
+from tfcontrast.registry import register_method
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
@@ -64,3 +66,18 @@ class SimSiam(TwoViewModel):
             "projection_dim": self.projection_dim,
             "predictor_hidden_dim": self.predictor_hidden_dim,
         }
+
+
+register_method(
+    "simsiam",
+    SimSiam,
+    batch="two_views",
+    summary="SimSiam (Chen and He, CVPR 2021): a predictor matches the stop-gradient projection of the other view",
+    fields={
+        "projection_dim": Int(doc="projector output width (3 layers, BatchNorm after each)", min=1),
+        "predictor_hidden_dim": Int(doc="predictor bottleneck width; None = projection_dim // 4", min=1, optional=True),
+    },
+    # A 4-unit bottleneck (16 // 4) can zero a whole example after the ReLU: its prediction is then the
+    # bias (0 at init) and the cosine's 1/||p|| gradient overflows float16 at any usable loss scale.
+    example={"projection_dim": 16, "predictor_hidden_dim": 16},
+)

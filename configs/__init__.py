@@ -1,0 +1,1 @@
+"""The packaged run configs (installed as ``tfcontrast.configs``); ``tfcontrast configs`` lists them."""
