@@ -15,7 +15,10 @@ Usage::
 * ``evaluate`` re-scores a trained run from its saved model and rewrites its
   index, export, plots and ``summary.json`` (:mod:`tfcontrast.jobs.evaluation`).
 * ``lookup`` prints the ``k`` nearest training examples of an image file or
-  ``.npy`` array, with labels and distances (:mod:`tfcontrast.jobs.queries`).
+  ``.npy`` array, with labels and distances (:mod:`tfcontrast.jobs.queries`);
+  for a text run (``simcse_docstrings``...) ``--query`` is the text and the
+  nearest document names are printed (:mod:`tfcontrast.jobs.text`). Each run
+  goes to its data kind's job (:mod:`tfcontrast.jobs.kinds`).
 * ``configs`` lists the packaged configs, one line each; ``configs show NAME``
   prints one, to copy and edit (:mod:`tfcontrast.packaged_configs`).
 
@@ -48,7 +51,7 @@ USAGE = """usage:
   --config NAME|FILE train: a packaged config (`tfcontrast configs` lists them) or a config file;
                      --config.<section>.<key>=VALUE overrides a key
   --workdir DIR      the run's folder (checkpoints, logs, model, index, export, plots, summary.json)
-  --query FILE       lookup: an image (png/jpeg/bmp/gif) or a .npy array of model inputs
+  --query FILE|TEXT  lookup: an image (png/jpeg/bmp/gif) or a .npy array of model inputs; a text run: the query text
   --k N              lookup: neighbours to print (default 5)
 (tfcontrast --helpfull lists every flag)"""
 
@@ -58,7 +61,9 @@ flags.DEFINE_string(
     "config file; override keys with --config.section.key=value.",
 )
 flags.DEFINE_string("workdir", None, "the run's folder: checkpoints, logs, model, index, export, plots, summary.json.")
-flags.DEFINE_string("query", None, "lookup: an image file (png/jpeg/bmp/gif) or a .npy array of model inputs.")
+flags.DEFINE_string(
+    "query", None, "lookup: an image file (png/jpeg/bmp/gif) or a .npy array of model inputs; for a text run, the query text."
+)
 flags.DEFINE_integer("k", 5, "lookup: how many neighbours to print.", lower_bound=1)
 
 
@@ -84,23 +89,23 @@ def main(args) -> int:
         if command == "train":
             config = _train_config(overrides)
             workdir = _required("workdir", "train")
-            from tfcontrast import jobs
+            from tfcontrast.jobs import kinds
 
-            jobs.train(config, workdir)
+            kinds.train(config, workdir)
         elif command == "configs":
             _refuse_config("configs", overrides)
             print(_configs(positional[2:]))
         elif command == "evaluate":
             _refuse_config("evaluate", overrides)
-            from tfcontrast import jobs
+            from tfcontrast.jobs import kinds
 
-            jobs.evaluate(_required("workdir", "evaluate"))
+            kinds.evaluate(_required("workdir", "evaluate"))
         else:
             _refuse_config("lookup", overrides)
             workdir, query = _required("workdir", "lookup"), _required("query", "lookup")
-            from tfcontrast import jobs
+            from tfcontrast.jobs import kinds
 
-            print(jobs.format_neighbours(jobs.lookup(workdir, query, FLAGS.k), query))
+            print(kinds.lookup(workdir, query, FLAGS.k))
     except KeyboardInterrupt:
         print(file=sys.stderr)  # end the progress bar's line
         _fail("interrupted; run the same command again to continue from the last checkpoint (every epoch)", status=130)

@@ -189,6 +189,11 @@ def schema(method: str, loss: str | None = None) -> dict[str, Any]:
     spec = registry.methods.get(method)
     out: dict[str, Any] = {"method": Choice(registry.methods.names())}
     out.update({k: (dict(v) if isinstance(v, dict) else v) for k, v in COMMON_FIELDS.items()})
+    for section, fields in registry.data_kind_of(method).sections.items():  # the data kind's own sections
+        if fields is None:
+            out.pop(section, None)
+        else:
+            out[section] = dict(fields)
     out["model"] = dict(spec.fields)
     out["train"].update(registry.batch_kinds.get(spec.batch).fields)
     if spec.loss is not None:
@@ -217,6 +222,11 @@ def base(method: str) -> ml_collections.ConfigDict:
     config.method = method
     for key, value in shared.items():
         config[key] = value
+    for section, values in registry.data_kind_of(method).defaults().items():  # the data kind's own sections
+        if values is None:
+            del config[section]
+        else:
+            config[section] = ml_collections.ConfigDict(values)
     config.model = ml_collections.ConfigDict(spec.defaults())
     for key, value in registry.batch_kinds.get(spec.batch).defaults().items():
         config.train[key] = value
@@ -301,7 +311,7 @@ def _walk(spec: dict, raw: Mapping, prefix: str, problems: list) -> dict:
 def _cross_checks(c: dict) -> list[tuple[str, str]]:
     """Checks that involve more than one key."""
     problems = []
-    train, data = c["train"], c["data"]
+    train = c["train"]
     if train["steps"] % train["steps_per_epoch"]:
         problems.append(
             ("config.train.steps", f"must be a multiple of train.steps_per_epoch ({train['steps_per_epoch']}), got {train['steps']}")
@@ -327,6 +337,19 @@ def _cross_checks(c: dict) -> list[tuple[str, str]]:
         )
     if spec.check is not None:
         problems += spec.check(c)
+    data_kind = registry.data_kinds.get(kind.data)
+    if data_kind.check is not None:
+        problems += data_kind.check(c)
+    return problems
+
+
+def image_checks(c: dict) -> list[tuple[str, str]]:
+    """Checks of the image sections (the ``images`` data kind's): the data path fits ``data.name``; k <= 1000.
+
+    Makes ``data.path`` absolute in ``c``.
+    """
+    problems = []
+    data = c["data"]
     path = data["path"]
     if data["name"] == "digits":
         if path:

@@ -21,6 +21,9 @@ Streams:
   ``L`` tokens of ``B`` distinct (query, passage) pairs
   (:class:`tfcontrast.models.DualEncoder`).
 
+Batch kinds of ``tfcontrast train`` (data kind ``text``): ``text_windows``
+(SimCSE) and ``text_spans`` (DeCLUTR), registered at the end of this module.
+
 Under a ``tf.distribute`` strategy ``batch_size`` is the global batch; every
 component has the same leading dimension, so Keras splits it across replicas
 with anchors and their positives kept together.
@@ -32,6 +35,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfcontrast import validation
+from tfcontrast.fields import Float, Int
+from tfcontrast.registry import register_batch_kind
 from tfcontrast.text import views
 
 
@@ -188,3 +193,63 @@ def _check(token_ids, batch_size, sequence_length):
         raise ValueError("`token_ids` holds an empty document (no token in the vocabulary's split).")
     return token_ids, batch_size, sequence_length
 
+
+
+# ------------------------------------------------------------ batch kinds of the text job
+# ``run`` is the job's :class:`tfcontrast.text.TextData` (:mod:`tfcontrast.jobs.text`); the
+# windows are ``data.sequence_length`` tokens; batch s is a pure function of (config.seed, s).
+
+
+def _batch_fits(config, run) -> list:
+    if config.train.batch_size > len(run.train):
+        return [("config.train.batch_size", f"must be at most the {len(run.train)} training documents, got {config.train.batch_size}")]
+    return []
+
+
+def text_window_stream(config, run, views=None, start_step: int = 0) -> tf.data.Dataset:
+    """:func:`simcse_batches` of the run's training documents, from step ``start_step``."""
+    t = config.train
+    stream = simcse_batches(
+        run.token_ids, t.batch_size, config.data.sequence_length, seed=config.seed, steps=t.steps,
+        word_dropout=t.word_dropout,
+    )
+    return stream.skip(start_step)
+
+
+def text_span_stream(config, run, views=None, start_step: int = 0) -> tf.data.Dataset:
+    """:func:`declutr_batches` of the run's training documents (``config.model``'s anchors and positives)."""
+    t = config.train
+    stream = declutr_batches(
+        run.token_ids, t.batch_size, config.data.sequence_length, config.model.num_anchors, config.model.num_positives,
+        min_length=t.min_span_tokens, seed=config.seed, steps=t.steps,
+    )
+    return stream.skip(start_step)
+
+
+register_batch_kind(
+    "text_windows",
+    summary="ids [B, L]: a random window of sequence_length tokens of B distinct training documents",
+    fields={
+        "batch_size": Int(64, "documents per step (distinct; each is also a negative of the others)", min=2),
+        "word_dropout": Float(0.0, "probability of replacing a token by the OOV id (0: SimCSE as published)", within="[0, 1)"),
+    },
+    stream=text_window_stream,
+    examples_per_step=lambda train: train.batch_size,
+    check=_batch_fits,
+    example={"batch_size": 8},
+    data="text",
+)
+
+register_batch_kind(
+    "text_spans",
+    summary="(anchors [B*A, L], positives [B*A, P, L]): DeCLUTR spans of B distinct training documents",
+    fields={
+        "batch_size": Int(64, "documents per step (distinct; A anchors and A*P positives each)", min=2),
+        "min_span_tokens": Int(32, "shortest span in tokens (the paper: 32); longest: data.sequence_length", min=1),
+    },
+    stream=text_span_stream,
+    examples_per_step=lambda train: train.batch_size,
+    check=_batch_fits,
+    example={"batch_size": 8, "min_span_tokens": 4},
+    data="text",
+)

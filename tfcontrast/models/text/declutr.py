@@ -17,7 +17,9 @@ import tensorflow as tf
 
 from tfcontrast import validation
 from tfcontrast.losses.ntxent import nt_xent_loss
+from tfcontrast.fields import Float, Int
 from tfcontrast.models.text.base import TextContrastiveModel, unpack_batch
+from tfcontrast.registry import register_method
 from tfcontrast.text.streams import declutr_batches
 
 
@@ -90,3 +92,16 @@ class DeCLUTR(TextContrastiveModel):
 
     def get_config(self):
         return {**super().get_config(), "num_anchors": self.num_anchors, "num_positives": self.num_positives}
+
+
+register_method(
+    "declutr",
+    DeCLUTR,
+    batch="text_spans",
+    summary="DeCLUTR (Giorgi et al., ACL 2021): NT-Xent between anchor spans and nearby spans of the same document",
+    fields={
+        "num_anchors": Int(doc="A, anchor spans per document", min=1),
+        "num_positives": Int(doc="P, positive spans per anchor (their embeddings are averaged)", min=1),
+        "temperature": Float(doc="NT-Xent temperature", within="(0, inf)"),
+    },
+)

@@ -19,8 +19,10 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances
+from tfcontrast.fields import Float
 from tfcontrast.losses.ranking import multiple_negatives_ranking_loss
 from tfcontrast.models.text.base import TextContrastiveModel, unpack_batch
+from tfcontrast.registry import register_method
 
 
 @keras.saving.register_keras_serializable(package="tfcontrast")
@@ -65,3 +67,12 @@ class SimCSE(TextContrastiveModel):
         h, h_prime = self.dropout_views(ids, training)
         loss = multiple_negatives_ranking_loss(h, h_prime, scale=1.0 / self.temperature)
         return loss, h
+
+
+register_method(
+    "simcse",
+    SimCSE,
+    batch="text_windows",
+    summary="SimCSE (Gao, Yao and Chen, EMNLP 2021): in-batch NT-Xent between two dropout passes of each text",
+    fields={"temperature": Float(doc="softmax temperature t of cos(h, h') / t", within="(0, inf)")},
+)
