@@ -57,6 +57,12 @@ eval      ``knn_k``, ``recall_ks``, ``batch_size``, ``map_method``, ``grid_queri
 index     ``metric``, ``backend``, ``lookup_k``
 ========= ==============================================================
 
+That table is the ``images`` data kind's setting. A method whose batch kind
+trains on another data kind gets that kind's registered sections instead
+(:func:`tfcontrast.registry.register_data_kind`; ``text``: ``data``,
+``encoder``, ``eval`` and ``index`` of :mod:`tfcontrast.jobs.text`, no
+``augment``), and its checks in place of :func:`image_checks`.
+
 ``tfcontrast configs show base`` prints the shared sections with a comment on
 every key; ``tfcontrast configs`` lists the packaged configs.
 """

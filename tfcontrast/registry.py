@@ -21,6 +21,11 @@ config's ``loss`` section. Each registers itself in the module that defines it::
     register_loss("supcon", SupConLoss, inputs="labels",
                   fields={"temperature": Float(doc="softmax temperature", within="(0, inf)")})
 
+A batch kind names the **data kind** it trains on (``images`` by default,
+``text`` for SimCSE and DeCLUTR): :func:`register_data_kind` gives the config
+sections that differ from ``configs/base.py`` and the job module that trains,
+evaluates and queries its runs (:func:`data_kind_of`).
+
 Everything else reads these registries: :mod:`tfcontrast.config` builds the
 schema of a run config (``model`` = the method's fields, ``train`` += its batch
 kind's fields, ``loss`` = the chosen loss's fields) and the defaults of
