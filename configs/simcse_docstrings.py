@@ -15,7 +15,7 @@ from tfcontrast.config import base
 
 def get_config():
     c = base("simcse")
-    c.encoder.depth = 0  # a position-aware bag of embeddings: on 2 CPU cores it beats deeper encoders per minute
+    c.encoder.depth = 0  # bag of embeddings as in declutr_docstrings (fast on CPU; weak for SimCSE: RESULTS.md section 11)
     c.optimizer.warmup_steps = 100  # linear warm-up steps
     c.train.steps = 1200  # optimizer steps (batches of 64 training docstrings)
     c.train.steps_per_epoch = 200  # one progress bar, log line and checkpoint per 200 steps
