@@ -10,6 +10,8 @@ import pytest
 
 from tfcontrast import config as config_lib, packaged_configs, registry
 
+from .tiny_configs import IMAGE_METHODS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = sorted(p for p in glob.glob(os.path.join(ROOT, "configs", "*.py")) if not p.endswith("__init__.py"))
 RUN_CONFIGS = [p for p in CONFIGS if not p.endswith("base.py")]
@@ -28,7 +30,7 @@ def problems(config) -> dict:
 
 def test_every_registered_method_has_a_packaged_digits_config_and_there_is_a_template():
     methods = {config_lib.validate(config_lib.load_file(p)).method for p in DIGITS_CONFIGS}
-    assert methods == set(registry.methods.names())
+    assert methods == set(IMAGE_METHODS)
     assert "custom_template.py" in {os.path.basename(p) for p in CONFIGS}
 
 
@@ -65,6 +67,10 @@ def test_every_registered_key_has_a_doc_and_a_default_that_validates():
     for spec in list(registry.methods) + list(registry.batch_kinds) + list(registry.losses):
         for key, field in spec.fields.items():
             assert field.doc, f"{spec.name}.{key} has no doc"
+    for kind in registry.data_kinds:
+        for section, fields in kind.sections.items():
+            for key, field in (fields or {}).items():
+                assert field.doc, f"data kind {kind.name}: {section}.{key} has no doc"
     for name in registry.methods.names():  # base(method) alone is a valid config: defaults pass their own checks
         config_lib.validate(config_lib.base(name))
 

@@ -2,6 +2,9 @@
 
 from tfcontrast import config as config_lib, registry
 
+IMAGE_METHODS = tuple(name for name in registry.methods.names() if registry.data_kind_of(name).name == "images")
+"""The methods that train on images (the image job); text methods are tested in tests/jobs/test_text.py."""
+
 
 def tiny_config(method: str, steps: int = 4, **overrides):
     """``base(method)`` with the method's and its batch kind's registered examples, a small CNN and a few steps."""

@@ -25,7 +25,7 @@ from tfcontrast.version import __version__
 
 _SUBMODULES = (
     "augment", "callbacks", "contract", "data", "distances", "distribute", "export", "fields", "index",
-    "losses", "models", "plots", "probe", "registry",
+    "losses", "models", "plots", "probe", "registry", "text",
 )  # fmt: skip
 _COMMAND_MODULES = ("tfcontrast", "tfcontrast.cli")
 _PYTHON_OPTIONS_WITH_VALUE = ("-X", "-W")

@@ -18,7 +18,10 @@ Usage::
   index, export, plots and ``summary.json`` (:mod:`tfcontrast.jobs.evaluation`).
 * ``lookup`` prints the ``k`` nearest training examples of an image file or
   ``.npy`` array, checked against the run's input contract
-  (:mod:`tfcontrast.jobs.queries`).
+  (:mod:`tfcontrast.jobs.queries`); for a text run (``simcse_docstrings``...)
+  ``--query`` is the text and the nearest document names are printed
+  (:mod:`tfcontrast.jobs.text`). ``train``, ``evaluate`` and ``lookup`` go to
+  the job of the run's data kind (:mod:`tfcontrast.jobs.kinds`).
 * ``index`` embeds a folder (or glob) of images with the run's model into a
   faiss index folder or a Milvus collection, streaming, resumable, sharded
   (:mod:`tfcontrast.jobs.indexes`).
@@ -87,7 +90,7 @@ flags.DEFINE_string(
 flags.DEFINE_string("workdir", None, "the run's folder: checkpoints, logs, model, index, export, plots, summary.json.")
 flags.DEFINE_string(
     "query", None, "lookup: an image file (png/jpeg/bmp/gif) or a .npy array of inputs, in the model's value range "
-    "(or raw: see --raw).",
+    "(or raw: see --raw); for a text run, the query text.",
 )
 flags.DEFINE_integer("k", 5, "lookup: how many neighbours to print (at most the index's size).", lower_bound=1)
 flags.DEFINE_boolean(
@@ -145,20 +148,19 @@ def main(args) -> int:
         elif command == "train":
             config = _train_config(overrides)
             workdir = _workdir("train")
-            from tfcontrast import jobs
+            from tfcontrast.jobs import kinds
 
-            jobs.train(config, workdir)
+            kinds.train(config, workdir)
         elif command == "evaluate":
             workdir = _workdir("evaluate")
-            from tfcontrast import jobs
+            from tfcontrast.jobs import kinds
 
-            jobs.evaluate(workdir)
+            kinds.evaluate(workdir)
         elif command == "lookup":
             workdir, query = _workdir("lookup"), _required("query", "lookup")
-            from tfcontrast import jobs
+            from tfcontrast.jobs import kinds
 
-            result = jobs.lookup(workdir, query, FLAGS.k, raw=FLAGS.raw, index=FLAGS.index)
-            print(jobs.format_neighbours(result, query))
+            print(kinds.lookup(workdir, query, FLAGS.k, raw=FLAGS.raw, index=FLAGS.index))
         else:
             workdir, images, to = _workdir("index"), _required("images", "index"), _required("to", "index")
             shard = _shard(FLAGS.shard)

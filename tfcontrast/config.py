@@ -58,6 +58,12 @@ index     ``metric``, ``backend`` (faiss ``exact``/``hnsw``/``ivf``, or ``milvus
           ``uri`` and ``collection`` (Milvus)
 ========= ==============================================================
 
+That table is the ``images`` data kind's setting. A method whose batch kind
+trains on another data kind gets that kind's registered sections instead
+(:func:`tfcontrast.registry.register_data_kind`; ``text``: ``data``,
+``encoder``, ``eval`` and ``index`` of :mod:`tfcontrast.jobs.text`, no
+``augment``), and its checks in place of :func:`image_checks`.
+
 ``tfcontrast configs show base`` prints the shared sections with a comment on
 every key; ``tfcontrast configs`` lists the packaged configs.
 """
@@ -204,6 +210,11 @@ def schema(method: str, loss: str | None = None) -> dict[str, Any]:
     spec = registry.methods.get(method)
     out: dict[str, Any] = {"method": Choice(registry.methods.names(), doc="the method trained (a registered name)")}
     out.update({k: (dict(v) if isinstance(v, dict) else v) for k, v in COMMON_FIELDS.items()})
+    for section, fields in registry.data_kind_of(method).sections.items():  # the data kind's own sections
+        if fields is None:
+            out.pop(section, None)
+        else:
+            out[section] = dict(fields)
     out["model"] = dict(spec.fields)
     out["train"].update(registry.batch_kinds.get(spec.batch).fields)
     if spec.loss is not None:
@@ -232,6 +243,11 @@ def base(method: str) -> ml_collections.ConfigDict:
     config.method = method
     for key, value in shared.items():
         config[key] = value
+    for section, values in registry.data_kind_of(method).defaults().items():  # the data kind's own sections
+        if values is None:
+            del config[section]
+        else:
+            config[section] = ml_collections.ConfigDict(values)
     config.model = ml_collections.ConfigDict(spec.defaults())
     for key, value in registry.batch_kinds.get(spec.batch).defaults().items():
         config.train[key] = value
@@ -382,7 +398,7 @@ def _walk(spec: dict, raw: Mapping, prefix: str, problems: list) -> dict:
 def _cross_checks(c: dict) -> list[tuple[str, str]]:
     """Checks that involve more than one key."""
     problems = []
-    train, data = c["train"], c["data"]
+    train = c["train"]
     if train["steps"] % train["steps_per_epoch"]:
         problems.append(
             ("config.train.steps", f"must be a multiple of train.steps_per_epoch ({train['steps_per_epoch']}), got {train['steps']}")
@@ -408,6 +424,19 @@ def _cross_checks(c: dict) -> list[tuple[str, str]]:
         )
     if spec.check is not None:
         problems += spec.check(c)
+    data_kind = registry.data_kinds.get(kind.data)
+    if data_kind.check is not None:
+        problems += data_kind.check(c)
+    return problems
+
+
+def image_checks(c: dict) -> list[tuple[str, str]]:
+    """Checks of the image sections (the ``images`` data kind's): the data path fits ``data.name``; k <= 1000.
+
+    Makes ``data.path`` absolute in ``c``.
+    """
+    problems = []
+    data = c["data"]
     path = data["path"]
     if data["name"] == "digits":
         if path:

@@ -587,3 +587,7 @@ def labelled_subset(
     chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, wanted)]
     indices = np.sort(np.concatenate(chosen)).astype(np.int64)
     return x[indices], labels[indices], indices
+
+
+# The docstring corpus lives with the text code; re-exported as tfcontrast.data.load_docstrings.
+from tfcontrast.text.docstrings import load_docstrings  # noqa: E402,F401

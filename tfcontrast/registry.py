@@ -21,6 +21,11 @@ config's ``loss`` section. Each registers itself in the module that defines it::
     register_loss("supcon", SupConLoss, inputs="labels",
                   fields={"temperature": Float(doc="softmax temperature", within="(0, inf)")})
 
+A batch kind names the **data kind** it trains on (``images`` by default,
+``text`` for SimCSE and DeCLUTR): :func:`register_data_kind` gives the config
+sections that differ from ``configs/base.py`` and the job module that trains,
+evaluates and queries its runs (:func:`data_kind_of`).
+
 Everything else reads these registries: :mod:`tfcontrast.config` builds the
 schema of a run config (``model`` = the method's fields, ``train`` += its batch
 kind's fields, ``loss`` = the chosen loss's fields) and the defaults of
@@ -117,6 +122,7 @@ class BatchKind:
     check: Callable[[Any, Any], list] | None
     example: Mapping[str, Any]
     module: str
+    data: str = "images"
 
     def defaults(self) -> dict:
         """The batch keys of a fresh config's ``train`` section."""
@@ -140,6 +146,29 @@ class LossSpec:
     def defaults(self) -> dict:
         """The ``loss`` section of a fresh config: ``name`` and every field."""
         return {"name": self.name, **{key: f.default for key, f in self.fields.items()}}
+
+
+@dataclass(frozen=True)
+class DataKind:
+    """A registered data kind (see :func:`register_data_kind`)."""
+
+    name: str
+    summary: str
+    sections: Mapping[str, Mapping[str, Field] | None]
+    job: str
+    check: Callable[[Mapping], list] | None
+    module: str
+
+    def defaults(self) -> dict:
+        """``{section: {key: default}}`` of the sections it replaces (``None``: a section it removes)."""
+        return {
+            section: None if fields is None else {key: f.default for key, f in fields.items()}
+            for section, fields in self.sections.items()
+        }
+
+    def job_module(self):
+        """The imported module of :attr:`job` (``train``, ``evaluate``, ``lookup``)."""
+        return importlib.import_module(self.job)
 
 
 # --------------------------------------------------------------- registries
@@ -196,6 +225,12 @@ class Registry(Generic[T]):
 methods: Registry[MethodSpec] = Registry("method")
 batch_kinds: Registry[BatchKind] = Registry("batch kind")
 losses: Registry[LossSpec] = Registry("loss")
+data_kinds: Registry[DataKind] = Registry("data kind")
+
+
+def data_kind_of(method: str) -> DataKind:
+    """The data kind a method trains on: its batch kind's ``data``."""
+    return data_kinds.get(batch_kinds.get(methods.get(method).batch).data)
 
 
 def did_you_mean(name, known) -> str:
@@ -279,6 +314,7 @@ def register_batch_kind(
     needs_views: bool = False,
     check: Callable[[Any, Any], list] | None = None,
     example: Mapping[str, Any] | None = None,
+    data: str = "images",
 ) -> BatchKind:
     """Registers a batch kind: how a method's training stream is built.
 
@@ -299,6 +335,8 @@ def register_batch_kind(
         check: ``check(config, run) -> [(key, message), ...]``: what the loaded data
             must satisfy (e.g. a batch no larger than the training split).
         example: ``train`` values of a small batch for the tests (a few dozen digits).
+        data: the data kind (:func:`register_data_kind`) the stream is built from: its
+            job trains, evaluates and queries the run, and ``run`` above is that job's data.
     """
     missing = [key for key, f in fields.items() if f.default is MISSING]
     if missing:
@@ -313,6 +351,50 @@ def register_batch_kind(
             needs_views=bool(needs_views),
             check=check,
             example=dict(example or {}),
+            module=_caller_module(),
+            data=_check_name(data),
+        )
+    )
+
+
+def register_data_kind(
+    name: str,
+    *,
+    summary: str,
+    sections: Mapping[str, Mapping[str, Field] | None],
+    job: str,
+    check: Callable[[Mapping], list] | None = None,
+) -> DataKind:
+    """Registers a data kind: what a run trains on, and the job that trains, evaluates and queries it.
+
+    A batch kind names its data kind (``register_batch_kind(..., data=name)``),
+    so each method's runs go to one job; nothing dispatches on method names.
+
+    Args:
+        name: what a batch kind's ``data`` names (``"images"``, ``"text"``).
+        summary: one line.
+        sections: config sections that replace those of ``configs/base.py``
+            (``{section: {key: Field}}``, every field with a default and a doc), or
+            ``None`` for a section the data kind has no use for (removed). The
+            ``images`` kind replaces nothing: ``configs/base.py`` is its setting.
+        job: the module (dotted name, imported on first use) with
+            ``train(config, workdir, out=print) -> dict``,
+            ``evaluate(workdir, out=print) -> dict`` and
+            ``lookup(workdir, query, k) -> str`` (what ``tfcontrast lookup`` prints).
+        check: ``check(config_dict) -> [(key, message), ...]``: checks of its sections
+            across keys (data paths, ...), run after every key is valid.
+    """
+    for section, fields in sections.items():
+        missing = [key for key, f in (fields or {}).items() if f.default is MISSING]
+        if missing:
+            raise ValueError(f"data kind {name!r}: fields {missing} of {section!r} need a default.")
+    return data_kinds.add(
+        DataKind(
+            name=_check_name(name),
+            summary=summary,
+            sections={s: None if f is None else dict(f) for s, f in sections.items()},
+            job=job,
+            check=check,
             module=_caller_module(),
         )
     )

@@ -239,6 +239,13 @@ def check_fraction(value: float, name: str, *, inclusive_high: bool = False) -> 
     return float(value)
 
 
+def check_int(value, name: str, minimum: int) -> int:
+    """Raises ``ValueError`` unless ``value`` is an int (not a bool) >= ``minimum``; returns it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ValueError(f"`{name}` must be an int >= {minimum}, got {value!r}.")
+    return int(value)
+
+
 def _is_finite_number(value) -> bool:
     try:
         v = float(value)

@@ -19,9 +19,9 @@ import tensorflow as tf
 from tfcontrast import registry
 from tfcontrast.jobs import components, inputs
 
-from ..tiny_configs import tiny_config
+from ..tiny_configs import IMAGE_METHODS, tiny_config
 
-METHODS = registry.methods.names()
+METHODS = IMAGE_METHODS
 SHAPE = (8, 8, 1)
 TRAIN_STEPS = 80
 

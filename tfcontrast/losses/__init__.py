@@ -67,6 +67,15 @@ losses) gather candidates across replicas under a ``tf.distribute`` strategy,
 and the batch statistics of Barlow Twins, VICReg and SwAV (means, variances,
 cross-correlation and covariance matrices, Sinkhorn sums) are all-reduced over
 the global batch; each returns the replica's share of the global loss.
+
+Text losses:
+
+=================================  ==========================================  ===================================
+class                              called on                                   function
+=================================  ==========================================  ===================================
+``MultipleNegativesRankingLoss``   (queries, passages), in-batch negatives     ``multiple_negatives_ranking_loss``
+``NegativeSamplingLoss``           (positive logits, negative logits)          ``negative_sampling_loss``
+=================================  ==========================================  ===================================
 """
 
 from tfcontrast.losses.barlow_twins import BarlowTwinsLoss, barlow_twins_loss
@@ -78,10 +87,12 @@ from tfcontrast.losses.infonce import InfoNCELoss, info_nce_loss
 from tfcontrast.losses.lifted import LiftedStructLoss, lifted_struct_loss
 from tfcontrast.losses.margin_softmax import ArcFaceLoss, CosFaceLoss, arcface_loss, cosface_loss
 from tfcontrast.losses.multisimilarity import MultiSimilarityLoss, multisimilarity_loss
+from tfcontrast.losses.negative_sampling import NegativeSamplingLoss, negative_sampling_loss
 from tfcontrast.losses.npairs import NpairsLoss, NpairsMultilabelLoss, npairs_loss, npairs_multilabel_loss
 from tfcontrast.losses.ntxent import NTXentLoss, SupConLoss, nt_xent_loss, supcon_loss
 from tfcontrast.losses.pn import PNLoss, pn_loss
 from tfcontrast.losses.proxy import ProxyAnchorLoss, ProxyNCALoss, proxy_anchor_loss, proxy_nca_loss
+from tfcontrast.losses.ranking import MultipleNegativesRankingLoss, multiple_negatives_ranking_loss
 from tfcontrast.losses.regression import BYOLLoss, SimSiamLoss, byol_loss, negative_cosine_similarity
 from tfcontrast.losses.soft_nearest_neighbor import SoftNearestNeighborLoss, soft_nearest_neighbor_loss
 from tfcontrast.losses.swav import SwAVLoss, sinkhorn, swav_loss
@@ -98,12 +109,14 @@ from tfcontrast.losses.xbm import XBM
 
 __all__ = [
     "ArcFaceLoss", "BYOLLoss", "BarlowTwinsLoss", "CircleLoss", "ContrastiveLoss", "CosFaceLoss",
-    "DistillationLoss", "InfoNCELoss", "LiftedStructLoss", "MultiSimilarityLoss", "NTXentLoss", "NpairsLoss",
+    "DistillationLoss", "InfoNCELoss", "LiftedStructLoss", "MultiSimilarityLoss", "MultipleNegativesRankingLoss",
+    "NegativeSamplingLoss", "NTXentLoss", "NpairsLoss",
     "NpairsMultilabelLoss", "PNLoss", "ProxyAnchorLoss", "ProxyNCALoss", "SimSiamLoss", "SimilarityLoss",
     "SoftNearestNeighborLoss", "SupConLoss", "SwAVLoss", "TripletHardLoss", "TripletLoss", "TripletSemiHardLoss",
     "VICRegLoss", "XBM",
     "arcface_loss", "barlow_twins_loss", "byol_loss", "circle_loss", "contrastive_loss", "cosface_loss",
-    "distillation_loss", "info_nce_loss", "lifted_struct_loss", "multisimilarity_loss", "negative_cosine_similarity",
+    "distillation_loss", "info_nce_loss", "lifted_struct_loss", "multiple_negatives_ranking_loss", "multisimilarity_loss",
+    "negative_cosine_similarity", "negative_sampling_loss",
     "npairs_loss", "npairs_multilabel_loss", "nt_xent_loss", "pn_loss", "proxy_anchor_loss", "proxy_nca_loss",
     "sinkhorn", "soft_nearest_neighbor_loss", "supcon_loss", "swav_loss", "triplet_hard_loss", "triplet_loss",
     "triplet_semihard_loss", "vicreg_loss", "vicreg_terms",

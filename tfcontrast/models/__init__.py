@@ -6,17 +6,21 @@ from tfcontrast.models.finetune import FineTuner
 from tfcontrast.models.normalization import BatchNormalization, fuse_batch_norm
 from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
 from tfcontrast.models.ssl import BYOL, BarlowTwins, DirectPred, SimCLR, SimSiam, SwAV, VICReg
+from tfcontrast.models.text import DeCLUTR, DualEncoder, SimCSE
 
 __all__ = [
     "BYOL",
     "BarlowTwins",
     "BatchNormalization",
+    "DeCLUTR",
     "DirectPred",
     "Distiller",
+    "DualEncoder",
     "EmbeddingModel",
     "FineTuner",
     "SiameseNetwork",
     "SimCLR",
+    "SimCSE",
     "SimSiam",
     "SwAV",
     "VICReg",

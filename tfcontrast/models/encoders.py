@@ -29,6 +29,7 @@ from typing import Sequence
 import keras
 
 from tfcontrast.models.normalization import BatchNormalization
+from tfcontrast.text.encoders import text_cnn, text_transformer  # noqa: F401 - re-exported
 
 STEMS = ("cifar", "imagenet")
 

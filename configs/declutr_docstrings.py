@@ -1,0 +1,27 @@
+"""DeCLUTR sentence embeddings of the docstrings of numpy, scipy and scikit-learn (the text job).
+
+    tfcontrast train --config declutr_docstrings --workdir runs/text
+    tfcontrast lookup --workdir runs/text --query "eigenvalues of a symmetric matrix"
+
+DeCLUTR (Giorgi, Nitski, Wang and Bader, ACL 2021): an anchor span of each
+docstring against a nearby span of the same docstring, every other span of
+the batch a negative. Trains on 80% of the docstrings and reports span ->
+span and summary -> body retrieval on the other 20% next to TF-IDF, the
+random-initialised encoder and mean word2vec vectors (summary.json,
+report.md). The data, encoder, eval and index sections are the registered
+defaults of the ``text`` data kind (tfcontrast/jobs/text.py), the others
+configs/base.py's; this file states only what differs.
+"""
+
+from tfcontrast.config import base
+
+
+def get_config():
+    c = base("declutr")
+    c.model.temperature = 0.2  # NT-Xent temperature (chosen on a validation split of the training docstrings)
+    c.encoder.depth = 0  # a position-aware bag of embeddings: on 2 CPU cores it beats deeper encoders per minute
+    c.optimizer.warmup_steps = 100  # linear warm-up steps
+    c.train.steps = 1200  # optimizer steps (batches of 64 training docstrings)
+    c.train.steps_per_epoch = 200  # one progress bar, log line and checkpoint per 200 steps
+    c.train.min_span_tokens = 8  # shortest span in tokens (validation: shorter spans than the paper's 32 help here)
+    return c
