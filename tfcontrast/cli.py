@@ -5,6 +5,7 @@ Usage::
     tfcontrast train --config NAME_OR_FILE --workdir runs/<name> [--config.key=value ...]
     tfcontrast evaluate --workdir runs/<name>
     tfcontrast lookup --workdir runs/<name> --query FILE [--k 5]
+    tfcontrast finetune --workdir runs/<name> [--labels-per-class 1,2,5,10] [--distill] [recipe options]
     tfcontrast configs [show NAME]
 
 * ``train`` validates the config (every problem is reported with its key,
@@ -16,6 +17,12 @@ Usage::
   index, export, plots and ``summary.json`` (:mod:`tfcontrast.jobs.evaluation`).
 * ``lookup`` prints the ``k`` nearest training examples of an image file or
   ``.npy`` array, with labels and distances (:mod:`tfcontrast.jobs.queries`).
+* ``finetune`` measures the label-efficiency curve of a finished run: for
+  each budget of labels per class and each subset seed, a supervised network
+  trained from scratch, a linear probe, the fine-tuned network and (with
+  ``--distill``) its self-distilled student, scored on the test split; writes
+  ``semi_supervised.json`` and ``plots/label_efficiency.png``
+  (:mod:`tfcontrast.jobs.finetuning`; the recipe options are the fields of its ``Recipe``).
 * ``configs`` lists the packaged configs, one line each; ``configs show NAME``
   prints one, to copy and edit (:mod:`tfcontrast.packaged_configs`).
 
@@ -39,11 +46,13 @@ from absl import app, flags, logging
 
 from tfcontrast import config as config_lib
 
-COMMANDS = ("train", "evaluate", "lookup", "configs")
+COMMANDS = ("train", "evaluate", "lookup", "finetune", "configs")
 USAGE = """usage:
   tfcontrast train --config NAME_OR_FILE --workdir runs/<name> [--config.key=value ...]
   tfcontrast evaluate --workdir runs/<name>
   tfcontrast lookup --workdir runs/<name> --query FILE [--k 5]
+  tfcontrast finetune --workdir runs/<name> [--labels-per-class 1,2,5,10] [--seeds 0,1,2] [--distill]
+                      [--from-layer 1] [--steps 300] [--lr 1e-3] ... (recipe options: tfcontrast --helpfull)
   tfcontrast configs [show NAME]
   --config NAME|FILE train: a packaged config (`tfcontrast configs` lists them) or a config file;
                      --config.<section>.<key>=VALUE overrides a key
@@ -60,6 +69,23 @@ flags.DEFINE_string(
 flags.DEFINE_string("workdir", None, "the run's folder: checkpoints, logs, model, index, export, plots, summary.json.")
 flags.DEFINE_string("query", None, "lookup: an image file (png/jpeg/bmp/gif) or a .npy array of model inputs.")
 flags.DEFINE_integer("k", 5, "lookup: how many neighbours to print.", lower_bound=1)
+# finetune (defaults: tfcontrast.jobs.finetuning.finetune and its Recipe; tests/test_cli.py keeps them equal)
+flags.DEFINE_list("labels-per-class", ["1", "2", "5", "10"], "finetune: labelled budgets, in labels per class.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "finetune: seeds of the labelled subsets (each point: mean and spread over them).")
+flags.DEFINE_boolean("distill", False, "finetune: also self-distil every fine-tuned network on the unlabelled images.")
+flags.DEFINE_integer("from-layer", 1, "finetune: projection-head layers kept under the classifier (0: the encoder's features).")
+flags.DEFINE_integer("steps", 300, "finetune: optimizer steps of fine-tuning (also of the probe and the supervised network).")
+flags.DEFINE_integer("batch-size", 64, "finetune: labelled images per step (at most the subset).")
+flags.DEFINE_float("lr", 1e-3, "finetune: Adam learning rate of the classifier.")
+flags.DEFINE_float("encoder-lr-multiplier", 0.1, "finetune: the pretrained layers learn at this times --lr.")
+flags.DEFINE_enum("batchnorm", "frozen", ["frozen", "batch"], "finetune: pretrained BatchNorm in inference mode (frozen) or on batch statistics.")
+flags.DEFINE_integer("max-shift", 2, "finetune: labelled images are shifted up to this many pixels per axis.")
+flags.DEFINE_float("max-degrees", 10.0, "finetune: ... and rotated up to this many degrees.")
+flags.DEFINE_integer("distill-steps", 500, "finetune: optimizer steps of distillation.")
+flags.DEFINE_integer("distill-batch-size", 128, "finetune: images per distillation step (labelled or not).")
+flags.DEFINE_float("distill-lr", 1e-3, "finetune: Adam learning rate of the student.")
+flags.DEFINE_float("temperature", 1.0, "finetune: temperature of the teacher's soft labels.")
+flags.DEFINE_float("alpha", 0.0, "finetune: weight of the supervised loss on the labelled images during distillation.")
 
 
 class UsageError(Exception):
@@ -95,6 +121,9 @@ def main(args) -> int:
             from tfcontrast import jobs
 
             jobs.evaluate(_required("workdir", "evaluate"))
+        elif command == "finetune":
+            _refuse_config("finetune", overrides)
+            _finetune(_required("workdir", "finetune"))
         else:
             _refuse_config("lookup", overrides)
             workdir, query = _required("workdir", "lookup"), _required("query", "lookup")
@@ -137,6 +166,22 @@ def _configs(arguments) -> str:
         "packaged configs (tfcontrast train --config NAME; tfcontrast configs show NAME prints one):\n"
         + packaged_configs.listing()
     )
+
+
+def _finetune(workdir: str) -> None:
+    from tfcontrast.jobs import finetuning
+
+    def ints(name, low):
+        try:
+            return finetuning.distinct_ints([int(v) for v in FLAGS[name].value], name, low)
+        except ValueError:
+            raise UsageError(f"--{name} takes distinct ints >= {low}, comma-separated, got {','.join(FLAGS[name].value)!r}") from None
+
+    try:
+        recipe = finetuning.Recipe(**{key: FLAGS[key.replace("_", "-")].value for key in finetuning.Recipe.docs()})
+    except ValueError as err:
+        raise UsageError(re.sub(r"`(\w+)`", lambda m: "--" + m.group(1).replace("_", "-"), f"finetune: {err}")) from None
+    finetuning.finetune(workdir, ints("labels-per-class", 1), ints("seeds", 0), distill=FLAGS.distill, recipe=recipe)
 
 
 def _required(name: str, command: str) -> str:

@@ -10,7 +10,9 @@
       index/               the saved tfcontrast.index.Index of the training embeddings, with labels
       export/              SavedModel with the ``embed`` and ``lookup`` signatures
       plots/               training_curves.png, embedding_map.png, neighbors.png, spectrum.png
+                           (+ label_efficiency.png, written by ``tfcontrast finetune``)
       summary.json         method, config, training and evaluation numbers
+      semi_supervised.json ``tfcontrast finetune``: accuracy against labels per class (jobs/finetuning.py)
 
 Every file is written to a temporary name in its final folder and renamed
 into place (``os.replace``), so an interrupted run never leaves half a file;
@@ -73,6 +75,10 @@ class Workdir:
     @property
     def summary(self) -> str:
         return self.path("summary.json")
+
+    @property
+    def semi_supervised(self) -> str:
+        return self.path("semi_supervised.json")
 
 
 def atomic_write(path: str, write: Callable[[str], Any], suffix: str = "") -> str:
