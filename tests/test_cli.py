@@ -1,6 +1,5 @@
 """The ``tfcontrast`` command end to end, in subprocesses, as a user runs it."""
 
-import inspect
 import json
 import os
 import subprocess
@@ -10,7 +9,6 @@ import numpy as np
 import pytest
 
 from tfcontrast import cli, config as config_lib, data, jobs, packaged_configs
-from tfcontrast.jobs import finetuning
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIG = os.path.join(ROOT, "configs", "directpred_digits.py")
@@ -206,48 +204,3 @@ def test_configs_lists_every_packaged_config_and_shows_one():
     assert cli._command(["tfcontrast", "configs", "show", "x"]) == "configs"
     with pytest.raises(cli.UsageError):
         cli._command(["tfcontrast", "configs", "list", "x"])
-
-
-def test_finetune_writes_the_label_efficiency_curve(run):
-    workdir, _ = run
-    result = tfcontrast(
-        "finetune", "--workdir", str(workdir), "--labels-per-class", "1", "--seeds", "0", "--distill", "--steps", "2",
-        "--batch-size", "8", "--distill-steps", "2", "--distill-batch-size", "32", "--batchnorm", "batch",
-    )
-    out = json.loads((workdir / "semi_supervised.json").read_text())
-    assert out["labels_per_class"] == [1] and out["seeds"] == [0] and out["distill"] is True
-    assert out["recipe"] == finetuning.Recipe(
-        steps=2, batch_size=8, distill_steps=2, distill_batch_size=32, batchnorm="batch"
-    ).to_dict()  # the options given, the Recipe's defaults for the others
-    assert set(out["budgets"][0]["accuracy"]) == {"supervised", "linear_probe", "fine_tuned", "distilled"}
-    assert (workdir / "plots" / "label_efficiency.png").is_file()
-    assert "1 per class (10 labels)" in result.stdout and "semi_supervised.json" in result.stdout
-
-
-@pytest.mark.parametrize(
-    "args, message",
-    [
-        (["--steps", "0"], "finetune: --steps must be >= 1, got 0"),
-        (["--encoder-lr-multiplier", "-1"], "finetune: --encoder-lr-multiplier must be > 0, got -1.0"),
-        (["--labels-per-class", "1,x"], "--labels-per-class takes distinct ints >= 1, comma-separated, got '1,x'"),
-        (["--seeds", "0,0"], "--seeds takes distinct ints >= 0"),
-    ],
-)
-def test_finetune_bad_options_are_usage_errors(args, message):
-    try:
-        positional, overrides = cli._parse_flags(["tfcontrast", "finetune", "--workdir", "w", *args])
-        assert cli._command(positional) == "finetune" and not overrides
-        with pytest.raises(cli.UsageError, match=message.replace("(", r"\(")):
-            cli._finetune("w")
-    finally:
-        cli.FLAGS.unparse_flags()  # the next parse starts from the defaults
-
-
-def test_finetune_option_defaults_are_the_job_defaults():
-    recipe = finetuning.Recipe().to_dict()
-    for key, value in recipe.items():
-        assert cli.FLAGS[key.replace("_", "-")].default == value, key
-    defaults = inspect.signature(finetuning.finetune).parameters
-    for flag, arg in (("labels-per-class", "labels_per_class"), ("seeds", "seeds"), ("distill", "distill")):
-        default = cli.FLAGS[flag].default
-        assert (default if isinstance(default, bool) else tuple(map(int, default))) == defaults[arg].default, flag

@@ -78,7 +78,7 @@ flags.DEFINE_integer("steps", 300, "finetune: optimizer steps of fine-tuning (al
 flags.DEFINE_integer("batch-size", 64, "finetune: labelled images per step (at most the subset).")
 flags.DEFINE_float("lr", 1e-3, "finetune: Adam learning rate of the classifier.")
 flags.DEFINE_float("encoder-lr-multiplier", 0.1, "finetune: the pretrained layers learn at this times --lr.")
-flags.DEFINE_enum("batchnorm", "frozen", ["frozen", "batch"], "finetune: pretrained BatchNorm in inference mode (frozen) or on batch statistics.")
+flags.DEFINE_enum("batchnorm", "batch", ["frozen", "batch"], "finetune: pretrained BatchNorm in inference mode (frozen) or on batch statistics.")
 flags.DEFINE_integer("max-shift", 2, "finetune: labelled images are shifted up to this many pixels per axis.")
 flags.DEFINE_float("max-degrees", 10.0, "finetune: ... and rotated up to this many degrees.")
 flags.DEFINE_integer("distill-steps", 500, "finetune: optimizer steps of distillation.")

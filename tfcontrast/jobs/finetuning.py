@@ -42,8 +42,10 @@ only their own previous versions):
     recipe           every Recipe setting used
     budgets          one entry per k: labels_per_class, labels (k x classes),
                      label_fraction (of the training split),
-                     runs: [{seed, indices (rows of the training split), accuracy: {classifier: test accuracy}}],
-                     accuracy: {classifier: {mean, std (sample std over the seeds; 0 for one seed), min, max}}
+                     runs: [{seed, indices (rows of the training split), accuracy: {classifier: test accuracy},
+                             with distill: agreement, chance_agreement (see :func:`measure`)}],
+                     accuracy: {classifier: {mean, std (sample std over the seeds; 0 for one seed), min, max}},
+                     with distill: agreement: {mean, std, min, max}
     classifiers      the classifiers measured, in order
     wall_time_s      seconds spent
     artefacts        {"plot": "plots/label_efficiency.png"}
@@ -99,7 +101,7 @@ class Recipe:
         fields.Float(0.1, "the pretrained layers learn at this times `lr` (fine-tuning)", within="(0, inf)")
     )
     batchnorm: str = _option(
-        fields.Choice(BATCHNORM_MODES, "frozen", "pretrained BatchNorm: frozen (inference mode, pretrained statistics) | batch (batch statistics)")
+        fields.Choice(BATCHNORM_MODES, "batch", "pretrained BatchNorm: frozen (inference mode, pretrained statistics) | batch (batch statistics)")
     )
     max_shift: int = _option(fields.Int(2, "labelled images are shifted up to this many pixels per axis (images only)", min=0))
     max_degrees: float = _option(fields.Float(10.0, "... and rotated up to this many degrees", within="[0, inf)"))
@@ -174,9 +176,13 @@ def finetune(
         runs = []
         for seed in seeds:
             _, _, indices = data.labelled_subset(run.x_train, run.y_train, per_class=k, seed=seed)
-            accuracy = measure(Subset(pretrained, config, run, indices, seed, recipe), classifiers)
-            runs.append({"seed": seed, "indices": indices.tolist(), "accuracy": accuracy})
-            out(f"  {k} label(s) per class, seed {seed}: " + ", ".join(f"{n} {a:.4f}" for n, a in accuracy.items()))
+            numbers = measure(Subset(pretrained, config, run, indices, seed, recipe), classifiers)
+            runs.append({"seed": seed, "indices": indices.tolist(), **numbers})
+            out(
+                f"  {k} label(s) per class, seed {seed}: "
+                + ", ".join(f"{n} {a:.4f}" for n, a in numbers["accuracy"].items())
+                + (f" (student-teacher agreement {numbers['agreement']:.4f})" if distill else "")
+            )
         entries.append(
             {
                 "labels_per_class": k,
@@ -184,6 +190,7 @@ def finetune(
                 "label_fraction": round(k * run.num_classes / len(run.y_train), 6),
                 "runs": runs,
                 "accuracy": {name: spread([r["accuracy"][name] for r in runs]) for name in classifiers},
+                **({"agreement": spread([r["agreement"] for r in runs])} if distill else {}),
             }
         )
     plot = plots.label_efficiency(
@@ -297,12 +304,28 @@ TRAINERS = {
 
 
 def measure(cell: Subset, classifiers: Sequence[str] = CLASSIFIERS) -> dict:
-    """``{classifier: test accuracy}`` of each classifier trained on ``cell`` (each seeded by ``cell.seed``)."""
-    trained = {}
+    """The test-split numbers of each classifier trained on ``cell`` (each seeded by ``cell.seed``).
+
+    Returns ``{"accuracy": {classifier: test accuracy}}``, plus, when
+    ``distilled`` is among ``classifiers``, ``"agreement"``: the share of test
+    images on which the student predicts the class its teacher predicts, and
+    ``"chance_agreement"``: ``sum_c p_T(c) p_S(c)`` over the two predicted
+    class frequencies, what two independent predictors with those marginals
+    would agree on.
+    """
+    trained, predicted = {}, {}
     for name in classifiers:
         keras.utils.set_random_seed(cell.seed)
         trained[name] = TRAINERS[name](cell, trained)
-    return {name: test_accuracy(trained[name], cell.run.x_test, cell.run.y_test) for name in classifiers}
+        predicted[name] = predict(trained[name], cell.run.x_test)
+    numbers = {"accuracy": {name: _share(predicted[name] == cell.run.y_test) for name in classifiers}}
+    if "distilled" in predicted:
+        teacher, student = predicted["fine_tuned"], predicted["distilled"]
+        numbers["agreement"] = _share(teacher == student)
+        k = cell.run.num_classes
+        chance = np.dot(np.bincount(teacher, minlength=k) / len(teacher), np.bincount(student, minlength=k) / len(student))
+        numbers["chance_agreement"] = round(float(chance), 6)
+    return numbers
 
 
 def pretrained_classifier(cell: Subset) -> FineTuner:
@@ -347,10 +370,13 @@ def _fit_steps(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int
         model.fit(dataset, steps_per_epoch=steps, epochs=1, verbose=0)
 
 
-def test_accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> float:
-    """Share of ``x`` whose arg-max logit is the label ``y`` (inference mode)."""
-    logits = probe.embed(model, x, batch_size=batch_size)
-    return round(float(np.mean(np.argmax(logits, axis=-1) == y)), 6)
+def predict(model: keras.Model, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """The arg-max class of each row of ``x`` (inference mode)."""
+    return np.argmax(probe.embed(model, x, batch_size=batch_size), axis=-1)
+
+
+def _share(hits: np.ndarray) -> float:
+    return round(float(np.mean(hits)), 6)
 
 
 def spread(values: Sequence[float]) -> dict:
