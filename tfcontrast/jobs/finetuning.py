@@ -95,7 +95,7 @@ class Recipe:
 
     from_layer: int = _option(fields.Int(1, "projection-head layers kept under the classifier (0: the encoder's features)", min=0))
     steps: int = _option(fields.Int(300, "optimizer steps of fine-tuning (also of the probe and the supervised network)", min=1))
-    batch_size: int = _option(fields.Int(64, "labelled images per step (at most the subset; sampled with replacement across steps)", min=1))
+    batch_size: int = _option(fields.Int(64, "labelled images per step (at most the subset, which is reshuffled every pass)", min=1))
     lr: float = _option(fields.Float(1e-3, "Adam learning rate of the classifier", within="(0, inf)"))
     encoder_lr_multiplier: float = _option(
         fields.Float(0.1, "the pretrained layers learn at this times `lr` (fine-tuning)", within="(0, inf)")
@@ -292,6 +292,7 @@ def train_distilled(cell: Subset, trained: dict) -> keras.Model:
     labels[cell.indices] = cell.y
     distiller.compile(optimizer=keras.optimizers.Adam(r.distill_lr), jit_compile=cell.config.train.jit_compile)
     _fit_steps(distiller, run.x_train, labels, r.distill_batch_size, r.distill_steps, cell.seed)
+    recalibrate_batchnorm(student, run.x_train)
     return student
 
 
@@ -353,6 +354,35 @@ def augmentation(run: inputs.RunData, recipe: Recipe):
 def fit_classifier(model: FineTuner, cell: Subset) -> None:
     model.compile(optimizer=keras.optimizers.Adam(cell.recipe.lr), jit_compile=cell.config.train.jit_compile)
     _fit_steps(model, cell.x, cell.y, cell.recipe.batch_size, cell.recipe.steps, cell.seed)
+    recalibrate_batchnorm(model, cell.x)
+
+
+def recalibrate_batchnorm(model: keras.Model, x: np.ndarray) -> None:
+    """Sets the moving statistics of every BatchNorm of ``model`` that learned from batches to the statistics of ``x``.
+
+    Moving averages (momentum 0.99) lag a network whose activations change
+    fast, as one trained from scratch on a few images does: its inference-mode
+    accuracy can fall to chance while the same weights score well on batch
+    statistics. One forward pass in training mode over all of ``x`` (one batch,
+    un-augmented) with momentum 0 gives each layer the exact mean and variance
+    of its inputs over ``x``, in order ("precise BatchNorm": Wu and Johnson,
+    "Rethinking 'Batch' in BatchNorm", arXiv 2105.07576, 2021). BatchNorm
+    layers that are not trainable (frozen: inference mode) keep their statistics.
+    """
+    layers = [
+        layer for layer in model._flatten_layers(include_self=False)
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable
+    ]
+    if not layers:
+        return
+    momenta = [layer.momentum for layer in layers]
+    try:
+        for layer in layers:
+            layer.momentum = 0.0
+        model(tf.convert_to_tensor(x), training=True)
+    finally:
+        for layer, momentum in zip(layers, momenta):
+            layer.momentum = momentum
 
 
 def _fit_steps(model: keras.Model, x: np.ndarray, y: np.ndarray, batch_size: int, steps: int, seed: int) -> None:
