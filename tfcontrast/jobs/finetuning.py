@@ -27,6 +27,11 @@ the held-out test split of four classifiers:
 Chen, Kornblith, Swersky, Norouzi and Hinton, "Big Self-Supervised Models are
 Strong Semi-Supervised Learners", NeurIPS 2020.
 
+After each fit, every BatchNorm layer that learned from batches gets the exact
+statistics of the images the classifier trained on (:func:`recalibrate_batchnorm`):
+moving averages lag a network trained fast on a few images, and without this
+the supervised baseline scores at chance in inference mode.
+
 Everything is a pure function of the run's checkpoint, the :class:`Recipe` and
 the seeds (each classifier's initial weights, batch order and augmentation are
 seeded by ``s``). The results go to ``<workdir>/semi_supervised.json`` and
@@ -161,10 +166,10 @@ def finetune(
     wd = workdir_lib.Workdir(workdir)
     config, _ = load_run(wd)
     run = inputs.load_split(config)
-    pretrained = load_pretrained(config, wd, run)
-    FineTuner(pretrained, run.num_classes, from_layer=recipe.from_layer)  # a bad from_layer fails before any training
     for k in budgets:  # a budget too large for a class fails before any training
         data.labelled_subset(run.x_train, run.y_train, per_class=k, seed=seeds[0])
+    pretrained = load_pretrained(config, wd, run)
+    FineTuner(pretrained, run.num_classes, from_layer=recipe.from_layer)  # a bad from_layer fails before any training
     classifiers = CLASSIFIERS if distill else CLASSIFIERS[:-1]
     out(
         f"fine-tuning {config.method} from {wd.root}: {len(budgets)} budget(s) x {len(seeds)} seed(s), "
