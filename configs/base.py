@@ -70,6 +70,8 @@ def get_config() -> ml_collections.ConfigDict:
 
     c.index = ml_collections.ConfigDict()
     c.index.metric = "cosine"  # cosine | euclidean | inner_product
-    c.index.backend = "exact"  # exact | hnsw | ivf (faiss)
+    c.index.backend = "exact"  # exact | hnsw | ivf (faiss, in the run folder) | milvus (a Milvus collection)
+    c.index.uri = ""  # milvus: server URI (http://host:19530) or Milvus Lite file (*.db); '' = <workdir>/milvus.db
+    c.index.collection = ""  # milvus: collection name; '' = one named after the run folder
     c.index.lookup_k = 10  # neighbours returned by the exported `lookup` signature
     return c

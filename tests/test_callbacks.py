@@ -1,15 +1,17 @@
-"""KNNMonitor and CollapseMonitor: their numbers, and that they reach History, the progress bar and TensorBoard."""
+"""KNNMonitor and CollapseMonitor: their numbers, and that they reach History, the progress bar and TensorBoard;
+CollapseAlarm: silent on healthy runs, one warning in words on a collapsing one."""
 
 import csv as csv_module
+import warnings
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tfcontrast.callbacks import CollapseMonitor, KNNMonitor, eigenbasis_alignment
+from tfcontrast.callbacks import CollapseAlarm, CollapseMonitor, CollapseWarning, KNNMonitor, eigenbasis_alignment
 from tfcontrast.data import load_digits
-from tfcontrast.models import DirectPred, SimCLR
+from tfcontrast.models import BYOL, DirectPred, SimCLR
 from tfcontrast.models.ssl.directpred import directpred_predictor
 from tfcontrast.probe import embed
 
@@ -157,9 +159,95 @@ def test_collapse_monitor_sees_a_collapsed_encoder(digits):
         (lambda x, y: KNNMonitor(x, y + 0.5, x, y), "reference_labels"),
         (lambda x, y: CollapseMonitor(x, every=0), "`every`"),
         (lambda x, y: CollapseMonitor(x, batch_size=0), "`batch_size`"),
+        (lambda x, y: CollapseAlarm(start_fraction=0), "`start_fraction`"),
+        (lambda x, y: CollapseAlarm(std_floor=1.0), "`std_floor`"),
+        (lambda x, y: CollapseAlarm(rank_floor=-0.1), "`rank_floor`"),
+        (lambda x, y: CollapseAlarm(initial={"loss": 1.0}), "`initial`"),
+        (lambda x, y: CollapseAlarm(projection_dim=0), "`projection_dim`"),
     ],
 )
 def test_bad_arguments_raise(make, message):
     x, y = np.zeros((4, 64), np.float32), np.arange(4)
     with pytest.raises(ValueError, match=message):
         make(x, y)
+
+
+class _Dims:
+    """What CollapseAlarm reads of a model: its widths, and stop_training."""
+
+    def __init__(self, projection_dim=None, feature_dim=None):
+        self.projection_dim, self.feature_dim, self.stop_training = projection_dim, feature_dim, False
+
+
+def feed(alarm, model, epochs):
+    """Runs the alarm over per-epoch logs as fit would; returns the messages."""
+    messages = []
+    alarm.out = messages.append
+    alarm.set_model(model)
+    alarm.on_train_begin()
+    for epoch, logs in enumerate(epochs):
+        alarm.on_epoch_end(epoch, dict(logs))
+    return messages
+
+
+def test_collapse_alarm_hand_values():
+    # below 25% of the first epoch's value: at 0.049 < 0.05, not at 0.06; once only
+    messages = feed(CollapseAlarm(), _Dims(), [{"proj_std": 0.2, "erank": 20}, {"proj_std": 0.06, "erank": 20},
+                                               {"proj_std": 0.049, "erank": 20}, {"proj_std": 0.01, "erank": 1}])
+    assert len(messages) == 1
+    assert messages[0].startswith(
+        "collapse alarm at epoch 3: the projection std (spread of the normalised projections) fell to 0.049, below 25% "
+        "of its first-epoch value 0.2: the projections are collapsing towards one point"
+    )
+    # the effective rank, relative to its start
+    messages = feed(CollapseAlarm(), _Dims(), [{"proj_std": 0.2, "erank": 40}, {"proj_std": 0.2, "erank": 9.9}])
+    assert "the effective rank of the representations fell to 9.9, below 25% of its first-epoch value 40" in messages[0]
+    assert "dimensional collapse" in messages[0]
+    # ceilings, from the first epoch on: std < 0.1 / sqrt(16) = 0.025; erank < 0.02 * 128 = 2.56
+    alarm = CollapseAlarm()
+    messages = feed(alarm, _Dims(projection_dim=16, feature_dim=128), [{"proj_std": 0.024, "erank": 50}])
+    assert "fell to 0.024, below 0.1 x its ceiling 1/sqrt(16) = 0.25" in messages[0] and alarm.epoch == 1
+    messages = feed(CollapseAlarm(), _Dims(projection_dim=16, feature_dim=128), [{"proj_std": 0.2, "erank": 2.5}])
+    assert "fell to 2.5, below 0.02 x its ceiling 128 (the feature width)" in messages[0]
+    assert feed(CollapseAlarm(), _Dims(projection_dim=16, feature_dim=128), [{"proj_std": 0.026, "erank": 2.6}]) == []
+    # a resumed run compares with the first epoch of the whole run (initial), from its first epoch on
+    messages = feed(CollapseAlarm(initial={"proj_std": 0.2}), _Dims(), [{"proj_std": 0.04}])
+    assert "below 25% of its first-epoch value 0.2" in messages[0]
+    # stop=True stops; NaN is left to TerminateOnNonFinite
+    model = _Dims()
+    messages = feed(CollapseAlarm(stop=True), model, [{"proj_std": 0.2}, {"proj_std": 0.01}])
+    assert model.stop_training and messages[0].endswith("training stops here (stop=True).")
+    assert feed(CollapseAlarm(), _Dims(16, 16), [{"proj_std": float("nan"), "erank": float("nan")}]) == []
+    with pytest.raises(ValueError, match=r"this model logs \['loss', 'pos_dist'\]"):
+        feed(CollapseAlarm(), _Dims(), [{"loss": 1.0, "pos_dist": 0.5}])
+
+
+class BYOLWithoutPredictor(BYOL):
+    """BYOL without its predictor: collapses (Grill et al. 2020, table 5a), fast with tau_base = 0."""
+
+    def predict_head(self, projections, training):
+        return projections
+
+
+@pytest.mark.parametrize("cls", [BYOLWithoutPredictor, BYOL], ids=["collapsing", "healthy"])
+def test_collapse_alarm_on_a_collapsing_and_a_healthy_run(cls, digits):
+    """Measured here: without the predictor the projection std falls 0.17 -> 0.04 in 5 epochs (ceiling
+    1/sqrt(16) = 0.25); real BYOL stays at 0.22-0.23. The alarm (stop=True) stops the first at epoch 5 or 6."""
+    keras.utils.set_random_seed(0)
+    views = lambda images: tuple(images + tf.random.normal(tf.shape(images), stddev=0.2) for _ in range(2))  # noqa: E731
+    model = cls(mlp(), projection_dim=16, hidden_dim=64, tau_base=0.0, augment=views)
+    model.compile(optimizer=keras.optimizers.SGD(0.3, momentum=0.9))
+    alarm = CollapseAlarm(stop=True)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = model.fit(digits[0], batch_size=64, epochs=8, verbose=0, callbacks=[alarm])
+    raised = [w for w in caught if issubclass(w.category, CollapseWarning)]
+    stds = history.history["proj_std"]
+    if cls is BYOL:
+        assert alarm.message is None and not raised and len(stds) == 8, stds
+        assert min(stds) > 0.15
+    else:
+        assert alarm.epoch in (4, 5, 6) and len(stds) == alarm.epoch, stds  # stopped at the alarm
+        assert len(raised) == 1 and str(raised[0].message) == alarm.message
+        assert "the projection std" in alarm.message and "below 25% of its first-epoch value" in alarm.message
+        assert stds[-1] < 0.25 * stds[0]

@@ -34,8 +34,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 )
 def test_bad_options_are_usage_errors(args, message):
     try:
-        positional, overrides = cli._parse_flags(["tfcontrast", "finetune", "--workdir", "w", *args])
-        assert cli._command(positional) == "finetune" and not overrides
+        positional, overrides, help_wanted = cli._parse_flags(["tfcontrast", "finetune", "--workdir", "w", *args])
+        assert cli._command(positional) == "finetune" and not overrides and not help_wanted
+        cli._refuse_flags("finetune", overrides)  # every finetune option is finetune's
         with pytest.raises(cli.UsageError, match=message.replace("(", r"\(")):
             cli._finetune("w")
     finally:
@@ -44,13 +45,25 @@ def test_bad_options_are_usage_errors(args, message):
 
 def test_option_defaults_are_the_job_defaults():
     recipe = finetuning.Recipe().to_dict()
+    assert set(cli.RECIPE_FLAGS) == set(recipe)
     for key, value in recipe.items():
-        assert cli.FLAGS[key.replace("_", "-")].default == value, key
+        if key != "batch_size":  # shared with `index` (default 256 there); finetune passes only the options given
+            assert cli.FLAGS[key].default == value, key
     defaults = inspect.signature(finetuning.finetune).parameters
-    for flag, arg in (("labels-per-class", "labels_per_class"), ("seeds", "seeds"), ("distill", "distill")):
+    for flag, arg in (("labels_per_class", "labels_per_class"), ("seeds", "seeds"), ("distill", "distill")):
         default = cli.FLAGS[flag].default
         assert (default if isinstance(default, bool) else tuple(map(int, default))) == defaults[arg].default, flag
-    assert "finetune" in cli.COMMANDS and "tfcontrast finetune --workdir" in cli.USAGE
+    assert "finetune" in cli.COMMANDS and cli.USAGES["finetune"].startswith("tfcontrast finetune --workdir")
+    assert "labels per class" in cli.help_text(["tfcontrast", "finetune"])
+
+
+def test_options_of_finetune_are_refused_elsewhere():
+    try:
+        positional, overrides, _ = cli._parse_flags(["tfcontrast", "evaluate", "--workdir", "w", "--distill"])
+        with pytest.raises(cli.UsageError, match="evaluate takes no --distill"):
+            cli._refuse_flags(cli._command(positional), overrides)
+    finally:
+        cli.FLAGS.unparse_flags()
 
 
 @pytest.mark.slow

@@ -74,7 +74,9 @@ def test_base_adds_the_registered_sections_of_the_method():
     assert byol.method == "byol" and dict(byol.model) == {"projection_dim": 256, "hidden_dim": 4096, "tau_base": 0.99}
     assert byol.train.batch_size == 256 and "loss" not in byol
     embedding = config_lib.base("embedding")
-    assert dict(embedding.loss) == {"name": "triplet", "margin": 1.0, "mining": "semi-hard", "distance": "euclidean", "soft": False}
+    assert dict(embedding.loss) == {
+        "name": "triplet", "margin": 1.0, "mining": "semi-hard", "distance": "euclidean", "soft": False, "xbm_memory_size": 0, "xbm_warmup_steps": 0,
+    }
     assert embedding.train.classes_per_batch == 10 and embedding.train.samples_per_class == 8
     assert embedding.model.embedding_dim is None
     with pytest.raises(ValueError, match="unknown method 'bayol'; did you mean 'byol'"):
@@ -104,16 +106,19 @@ def test_a_config_copied_out_runs_from_any_folder(tmp_path, monkeypatch):
 def test_a_new_loss_name_resets_the_loss_section_before_the_other_loss_overrides():
     # the temperature comes first here: the name still applies first
     supcon = config_lib.validate(load("triplet_digits", **{"loss.temperature": 0.2, "loss.name": "supcon"}))
-    assert supcon.method == "embedding" and dict(supcon.loss) == {"name": "supcon", "temperature": 0.2}
+    no_memory = {"xbm_memory_size": 0, "xbm_warmup_steps": 0}
+    assert supcon.method == "embedding" and dict(supcon.loss) == {"name": "supcon", "temperature": 0.2, **no_memory}
     assert dict(config_lib.validate(load("triplet_digits", **{"loss.name": "supcon"})).loss) == {
-        "name": "supcon", "temperature": 0.1  # SupCon's registered default, not anything of the triplet section
+        "name": "supcon", "temperature": 0.1, **no_memory  # SupCon's registered defaults, nothing of the triplet section
     }
     # the same name keeps the config's values
     assert config_lib.validate(load("triplet_digits", **{"loss.name": "triplet"})).loss.margin == 0.2
     with pytest.raises(config_lib.ConfigError) as info:
         load("triplet_digits", **{"loss.name": "supcon", "loss.margin": 0.3, "loss.temperatur": 0.3})
     found = dict(info.value.problems)
-    assert found["config.loss.margin"] == "unknown key (known keys of config.loss: name, temperature)"
+    assert found["config.loss.margin"] == (
+        "unknown key (known keys of config.loss: name, temperature, xbm_memory_size, xbm_warmup_steps)"
+    )
     assert "did you mean 'temperature'?" in found["config.loss.temperatur"]
     with pytest.raises(config_lib.ConfigError, match=r"config.loss.name: unknown loss 'supconn'; did you mean 'supcon'"):
         load("triplet_digits", **{"loss.name": "supconn"})
@@ -122,10 +127,12 @@ def test_a_new_loss_name_resets_the_loss_section_before_the_other_loss_overrides
 def test_a_loss_of_another_kind_is_named():
     config = load("triplet_digits").to_dict()
     config["loss"] = {"name": "contrastive", "margin": 1.0}  # a pair loss on a label-trained model
-    assert problems(config) == {"config.loss.name": "must be one of ('supcon', 'triplet'), got 'contrastive'"}
-    config["loss"] = {"name": "supcon", "margin": 1.0}
+    label_losses = config_lib.loss_names("labels")
+    assert {"supcon", "triplet", "arcface", "multi_similarity"} <= set(label_losses) and "contrastive" not in label_losses
+    assert problems(config) == {"config.loss.name": f"must be one of {label_losses}, got 'contrastive'"}
+    config["loss"] = {"name": "supcon", "margin": 1.0, "xbm_memory_size": 0, "xbm_warmup_steps": 0}
     assert problems(config) == {
-        "config.loss.margin": "unknown key (known keys of config.loss: name, temperature)",
+        "config.loss.margin": "unknown key (known keys of config.loss: name, temperature, xbm_memory_size, xbm_warmup_steps)",
         "config.loss.temperature": "missing",
     }
     config = load("simclr_digits").to_dict()

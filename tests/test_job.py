@@ -9,6 +9,7 @@ import tensorflow as tf
 from PIL import Image
 
 from tfcontrast import config as config_lib, data, registry
+from tfcontrast import losses as tfc_losses
 from tfcontrast.jobs import checkpoint, components, evaluation as evaluate_lib, inputs, queries as lookup_lib
 from tfcontrast.jobs import training as train_lib
 from tfcontrast.jobs.workdir import Workdir
@@ -44,16 +45,72 @@ def test_every_method_trains_a_few_steps(method, tmp_path):
     assert not np.allclose(out_trained, out_initial, atol=1e-6)
 
 
-@pytest.mark.parametrize("loss", registry.losses.names())
+# One loss of each kind trains in the default suite (a compiled label loss, a pair loss, a loss head); the
+# others share their code path through the job and train by name under -m slow.
+FAST_LOSSES = {"triplet", "supcon", "contrastive", "arcface"}
+
+
+@pytest.mark.parametrize(
+    "loss", [n if n in FAST_LOSSES else pytest.param(n, marks=pytest.mark.slow) for n in registry.losses.names()]
+)
 def test_every_registered_loss_trains_a_method_by_name(loss, tmp_path):
-    """``loss.name`` picks the compiled loss; the section starts from its registered defaults."""
-    method = next(m for m in registry.methods if m.loss == registry.losses.get(loss).inputs)
+    """``loss.name`` picks the compiled loss (or the model's loss head); the section starts from its registered defaults."""
+    spec = registry.losses.get(loss)
+    method = next(m for m in registry.methods if m.loss == spec.inputs)
     config = tiny(method.name, steps=2, **{"loss.name": loss})
-    assert dict(config.loss) == registry.losses.get(loss).defaults()
+    assert dict(config.loss) == spec.defaults()
     summary = train_lib.train(config, str(tmp_path), out=silent, evaluate_after=False)
     assert np.isfinite(summary["train"]["final_metrics"]["loss"])
     model = components.initial_model(config, (8, 8, 1), 10)
-    assert isinstance(model.loss, registry.losses.get(loss).loss)
+    if spec.head:  # trainable class weights: owned by the model, sized by the classes and its embedding width
+        assert model.loss is None and isinstance(model.loss_head, spec.loss)
+        assert tuple(model.loss_head.class_weights.shape) == (10, config.model.embedding_dim)
+        initial = model.loss_head.class_weights.numpy()
+        checkpoint.restore(model, Workdir(str(tmp_path)).checkpoint)  # the checkpoint holds the trained class weights
+        assert not np.allclose(model.loss_head.class_weights.numpy(), initial)
+    else:
+        assert isinstance(model.loss, spec.loss)
+
+
+XBM_OVERRIDES = {"loss.name": "multi_similarity", "loss.xbm_memory_size": 40, "loss.xbm_warmup_steps": 1}
+
+
+def xbm_memory(config, workdir) -> list[np.ndarray]:
+    """The cross-batch memory's variables (embeddings, labels, rows filled, steps) in the run's last checkpoint."""
+    restored = components.initial_model(config, (8, 8, 1), 10)
+    checkpoint.restore(restored, Workdir(workdir).checkpoint)
+    return [v.numpy() for v in restored.loss.memory.weights]
+
+
+@pytest.fixture(scope="module")
+def xbm_run(tmp_path_factory):
+    config = tiny("embedding", steps=4, **XBM_OVERRIDES)
+    workdir = str(tmp_path_factory.mktemp("xbm"))
+    train_lib.train(config, workdir, out=silent, evaluate_after=False)
+    return config, workdir
+
+
+def test_a_loss_trains_with_a_cross_batch_memory_by_name_and_checkpoints_it(xbm_run):
+    """``loss.xbm_memory_size`` wraps the loss in XBM; the run's checkpoint holds the filled memory."""
+    config, workdir = xbm_run
+    model = components.initial_model(config, (8, 8, 1), 10)
+    assert isinstance(model.loss, tfc_losses.XBM) and isinstance(model.loss.loss, tfc_losses.MultiSimilarityLoss)
+    assert (model.loss.memory_size, model.loss.warmup_steps) == (40, 1)
+    embeddings, labels, filled, steps = xbm_memory(config, workdir)
+    assert int(steps) == 4 and int(filled) == 40  # 3 steps after the warm-up, 16 rows each, cut to 40
+    assert np.isfinite(embeddings).all() and np.abs(embeddings).sum() > 0 and len(np.unique(labels)) > 1
+
+
+@pytest.mark.slow
+def test_a_run_with_a_cross_batch_memory_resumes_with_it(xbm_run, tmp_path):
+    """Stopped after 2 steps and resumed, the run ends with the memory of the uninterrupted run."""
+    config, reference = xbm_run
+    resumed = str(tmp_path)
+    train_lib.train(tiny("embedding", steps=4, **XBM_OVERRIDES, **{"train.stop_after_steps": 2}), resumed,
+                    out=silent, evaluate_after=False)
+    train_lib.train(config, resumed, out=silent, evaluate_after=False)
+    for want, got in zip(xbm_memory(config, reference), xbm_memory(config, resumed)):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -120,11 +177,22 @@ def test_bad_config_or_data_fails_before_writing_anything(tmp_path):
         train_lib.train(small, str(workdir), out=silent)
     assert not workdir.exists()
 
+    np.savez(npz, images=np.random.default_rng(0).random((40, 8, 8, 1), np.float32), labels=np.arange(40) % 2)
+    with np.load(npz) as archive:
+        images = archive["images"].copy()
+    images[[3, 17], 2, 5, 0] = [np.nan, np.inf]
+    np.savez(npz, images=images, labels=np.arange(40) % 2)
+    with pytest.raises(config_lib.ConfigError, match=r"config\.data\.path: the images hold NaN or inf in 2 example\(s\) \(rows \[3, 17\]\)"):
+        train_lib.train(small, str(workdir), out=silent)
+    assert not workdir.exists()
+
     workdir.mkdir()
     (workdir / "notes.txt").write_text("not a run")
     with pytest.raises(train_lib.RunError, match="is not empty and holds no run"):
         train_lib.train(tiny("directpred"), str(workdir), out=silent)
     assert os.listdir(workdir) == ["notes.txt"]
+    with pytest.raises(train_lib.RunError, match=r"--workdir '.*notes.txt' is a file, not a folder"):
+        train_lib.train(tiny("directpred"), str(workdir / "notes.txt"), out=silent)
 
 
 # one method of every batch kind
@@ -222,4 +290,13 @@ def test_template_on_an_image_folder_trains_evaluates_and_looks_up(tmp_path):
     np.testing.assert_allclose(run.x_train[found.ids[0, 0]], run.x_train[3], atol=1 / 255)
     text = lookup_lib.format_neighbours(found, str(png))
     label = int(found.labels[0, 0])
-    assert label == run.y_train[3] and f"{label} ({['bars', 'dots'][label]})" in text.splitlines()[2]
+    first = next(line for line in text.splitlines() if line.split()[:1] == ["1"])
+    assert label == run.y_train[3] and f"{label} ({['bars', 'dots'][label]})" in first
+    # 8-bit images: the contract records the scale 255; a uint8 .npy query is taken as raw pixels
+    assert summary["input_contract"] == {
+        "format": "tfcontrast.input_contract", "version": 1, "shape": [8, 8, 1], "dtype": "float32",
+        "range": [0.0, 1.0], "scale": 255.0,
+    }
+    np.save(tmp_path / "q.npy", (run.x_train[3:4] * 255).round().astype(np.uint8))
+    raw = lookup_lib.lookup(str(workdir), str(tmp_path / "q.npy"), k=2)
+    np.testing.assert_array_equal(raw.ids, found.ids)

@@ -1,5 +1,6 @@
 """The configs ship with the package: found by name from a clone and from an installed wheel."""
 
+import importlib.util
 import json
 import os
 import shutil
@@ -55,6 +56,19 @@ def _copy_sources(dest):
         shutil.copy(os.path.join(ROOT, name), dest / name)
 
 
+def build_wheel(tmp_path):
+    """Builds the wheel from a copy of the sources in ``tmp_path``; returns ``(wheel path, pip command)``."""
+    src, dist = tmp_path / "src", tmp_path / "dist"
+    _copy_sources(src)
+    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+    # in place (no download) where the environment can build; a fresh venv (CI's) lacks `wheel`: pip fetches it
+    in_place = ["--no-build-isolation"] if all(importlib.util.find_spec(m) for m in ("setuptools", "wheel")) else []
+    subprocess.run([*pip, "wheel", "--no-deps", *in_place, "-w", str(dist), str(src)], check=True,
+                   capture_output=True, timeout=300)
+    (wheel,) = dist.glob("tfcontrast-*.whl")
+    return wheel, pip
+
+
 CHECK_INSTALLED = """
 import json, sys
 from tfcontrast import cli, config, packaged_configs
@@ -75,13 +89,9 @@ print(json.dumps({
 
 
 def test_a_wheel_holds_the_configs_and_resolves_them_by_name_outside_the_clone(tmp_path):
-    src, dist, site, elsewhere = (tmp_path / d for d in ("src", "dist", "site", "elsewhere"))
-    _copy_sources(src)
+    site, elsewhere = tmp_path / "site", tmp_path / "elsewhere"
+    wheel, pip = build_wheel(tmp_path)
     elsewhere.mkdir()
-    pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(dist), str(src)], check=True,
-                   capture_output=True, timeout=300)
-    (wheel,) = dist.glob("tfcontrast-*.whl")
     with zipfile.ZipFile(wheel) as archive:
         members = set(archive.namelist())
         metadata = archive.read(next(m for m in members if m.endswith("METADATA"))).decode()

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 from matplotlib import image as mpimg
+from matplotlib import pyplot as plt
+from matplotlib.colors import to_rgb
 
 from tfcontrast import plots
 
@@ -34,7 +36,58 @@ def test_neighbor_grid_has_a_row_per_query_and_a_column_per_neighbour(tmp_path, 
     neighbours = rng.uniform(size=(3, 4, 8, 8, 1))
     small = read_png(plots.neighbor_grid(queries[:1], [0], neighbours[:1, :2], [[0, 1]], tmp_path / "small.png"))
     big = read_png(plots.neighbor_grid(queries, [0, 1, 2], neighbours, [[0, 1, 0, 0]] * 3, tmp_path / "grid.png"))
-    assert big.shape[0] > 2.5 * small.shape[0] and big.shape[1] > 1.5 * small.shape[1]
+    row_pixels = 1.15 * 110  # 1.15 in per row at 110 dpi; title and legend take the same room in both
+    assert big.shape[0] - small.shape[0] > 2 * 0.9 * row_pixels and big.shape[1] > small.shape[1]
+    fig = plots.neighbor_grid_figure(queries, [0, 1, 2], neighbours, [[0, 1, 0, 0]] * 3)
+    assert len(fig.axes) == 3 * 5  # a query and 4 neighbours per row
+    plt.close(fig)
+
+
+def test_neighbor_grid_has_a_title_a_legend_and_labels_inside_the_images(rng):
+    queries = rng.uniform(size=(2, 8, 8, 1))
+    neighbours = rng.uniform(size=(2, 3, 8, 8, 1))
+    fig = plots.neighbor_grid_figure(queries, [0, 1], neighbours, [[0, 1, 0], [0, 1, 1]], title="simclr: neighbours",
+                                     class_names=["zero", "one"])
+    try:
+        assert fig._suptitle.get_text() == "simclr: neighbours"
+        legend = [t.get_text() for t in fig.legends[0].get_texts()]
+        assert legend == ["q 7: a query image (left), of class 7", "neighbour of the query's class", "neighbour of another class"]
+        assert "nearest first" in fig.legends[0].get_title().get_text()
+        rows = [fig.axes[i * 4:(i + 1) * 4] for i in range(2)]
+        labels = [[(ax.texts[0].get_text(), ax.texts[0].get_bbox_patch().get_facecolor()[:3]) for ax in row] for row in rows]
+        green, red, blue = to_rgb("green"), to_rgb("red"), to_rgb(plots.QUERY_COLOUR)
+        assert labels[0] == [("q zero", blue), ("zero", green), ("one", red), ("zero", green)]
+        assert labels[1] == [("q one", blue), ("zero", red), ("one", green), ("one", green)]
+        for ax in fig.axes:  # the label sits inside its image, in axes coordinates
+            x, y = ax.texts[0].get_position()
+            assert ax.texts[0].get_transform() == ax.transAxes and 0 <= x <= 1 and 0 <= y <= 1
+        assert [ax.get_title() for ax in rows[0]] == ["query", "1", "2", "3"]
+    finally:
+        plt.close(fig)
+    default = plots.neighbor_grid_figure(queries, [0, 1], neighbours, [[0, 1, 0], [0, 1, 1]])
+    assert default._suptitle.get_text() == "nearest neighbours of each query" and default.axes[1].texts[0].get_text() == "0"
+    plt.close(default)
+
+
+def test_training_curves_name_the_method_label_the_axes_and_draw_the_healthy_bands():
+    history = {"loss": [1.0, 0.8], "proj_std": [0.2, 0.18], "erank": [12.0, 11.0]}
+    bands = {"proj_std": (0.025, 0.1, 0.25), "erank": (0.32, 1.6, 16.0)}
+    fig = plots.training_curves_figure(history, title="directpred: training curves", bands=bands)
+    try:
+        assert fig._suptitle.get_text() == "directpred: training curves"
+        loss, std, rank = fig.axes
+        assert [ax.get_xlabel() for ax in fig.axes] == ["epoch"] * 3
+        assert (loss.get_ylabel(), std.get_ylabel(), rank.get_ylabel()) == ("loss", "mean per-dimension std", "effective rank")
+        assert "1/sqrt(d) = spread over the sphere" in std.get_title() and "F = all directions" in rank.get_title()
+        for ax, (floor, healthy, ceiling) in ((std, bands["proj_std"]), (rank, bands["erank"])):
+            legend = [t.get_text() for t in ax.get_legend().get_texts()]
+            assert f"healthy range ({healthy:.3g}-{ceiling:.3g})" in legend and f"collapse (< {floor:.3g})" in legend
+            spans = sorted(tuple(np.round(p.get_extents().transformed(ax.transData.inverted()).intervaly, 6))
+                           for p in ax.patches)
+            assert spans == [(0.0, floor), (healthy, ceiling)]
+        assert loss.get_legend() is None  # no band, no validation curve: nothing to explain
+    finally:
+        plt.close(fig)
 
 
 def test_label_efficiency_draws_every_classifier(tmp_path):

@@ -29,6 +29,9 @@ def test_the_built_in_entries_are_registered_by_their_own_modules():
     assert {"triplet", "supcon", "contrastive"} <= set(registry.losses.names())
     assert registry.losses.get("supcon").module == "tfcontrast.losses.ntxent"
     assert registry.losses.get("contrastive").inputs == "pairs" and registry.losses.get("triplet").inputs == "labels"
+    assert {"multi_similarity", "circle", "pn", "soft_nearest_neighbor", "lifted_struct"} <= set(registry.losses.names())
+    assert registry.losses.get("arcface").module == "tfcontrast.losses.margin_softmax"
+    assert registry.losses.get("arcface").head and not registry.losses.get("triplet").head
 
 
 def test_field_defaults_come_from_the_constructor_unless_given():
@@ -37,6 +40,7 @@ def test_field_defaults_come_from_the_constructor_unless_given():
     assert registry.methods.get("simclr").fields["hidden_dim"].default is None  # SimCLR's "encoder width"
     assert registry.losses.get("triplet").defaults() == {
         "name": "triplet", "margin": 1.0, "mining": "semi-hard", "distance": "euclidean", "soft": False,
+        "xbm_memory_size": 0, "xbm_warmup_steps": 0,
     }
     assert registry.batch_kinds.get("class_balanced").defaults() == {"classes_per_batch": 10, "samples_per_class": 8}
 
@@ -75,6 +79,9 @@ def test_bad_registrations_are_refused_with_the_reason():
         registry.register_loss("tiny", keras.losses.MeanSquaredError, inputs="labels", fields={"name": Int(1, "x")})
     with pytest.raises(ValueError, match="`inputs` must be one of"):
         registry.register_loss("tiny", keras.losses.MeanSquaredError, inputs="views", fields={})
+    with pytest.raises(ValueError, match="a `head` loss reaches the model as `loss_head`; it takes no `model_kwargs`"):
+        registry.register_loss("tiny", keras.losses.MeanSquaredError, inputs="labels", fields={}, head=True,
+                               model_kwargs=lambda loss, context: {})
     assert "tiny" not in registry.methods and "tiny" not in registry.losses and "tiny" not in registry.batch_kinds
 
 

@@ -54,7 +54,8 @@ train     ``steps``, ``steps_per_epoch``, ``stop_after_steps``, ``jit_compile`` 
           keys of the method's batch kind
 eval      ``knn_k``, ``recall_ks``, ``batch_size``, ``map_method``, ``grid_queries``,
           ``grid_neighbors``, ``nuisance_max_shift``, ``nuisance_max_degrees``, ``nuisance_seed``
-index     ``metric``, ``backend``, ``lookup_k``
+index     ``metric``, ``backend`` (faiss ``exact``/``hnsw``/``ivf``, or ``milvus``), ``lookup_k``,
+          ``uri`` and ``collection`` (Milvus)
 ========= ==============================================================
 
 ``tfcontrast configs show base`` prints the shared sections with a comment on
@@ -65,8 +66,10 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import io
 import json
 import os
+import tokenize
 from typing import Any, Mapping
 
 import ml_collections
@@ -83,7 +86,7 @@ SCHEDULES = ("cosine", "constant")
 RECIPES = ("simclr", "byol")
 MAP_METHODS = ("pca", "tsne")
 INDEX_METRICS = ("cosine", "euclidean", "inner_product")
-INDEX_BACKENDS = ("exact", "hnsw", "ivf")
+INDEX_BACKENDS = ("exact", "hnsw", "ivf", "milvus")
 
 # Keys that control how a run executes, not what it computes: they may differ
 # when an interrupted run is resumed.
@@ -173,8 +176,20 @@ COMMON_FIELDS: dict[str, Any] = {
         "metric": Choice(INDEX_METRICS),
         "backend": Choice(INDEX_BACKENDS),
         "lookup_k": Int(min=1),
+        "uri": Str(),
+        "collection": Str(check=lambda v: None if not v or _collection_name(v) else (
+            f"must be letters, digits and underscores, not starting with a digit, got {v!r}"
+        )),
     },
 }
+
+# Keys added since tfcontrast 0.1.0 with the value that reproduces an older run: a config.json
+# written before they existed reads with these (``from_json``), so old runs still resume and evaluate.
+ADDED_KEYS = {"index.uri": "", "index.collection": ""}
+
+
+def _collection_name(name: str) -> bool:
+    return name.replace("_", "a").isalnum() and name.isascii() and not name[0].isdigit()
 
 
 def schema(method: str, loss: str | None = None) -> dict[str, Any]:
@@ -187,7 +202,7 @@ def schema(method: str, loss: str | None = None) -> dict[str, Any]:
         ValueError: an unknown method or loss.
     """
     spec = registry.methods.get(method)
-    out: dict[str, Any] = {"method": Choice(registry.methods.names())}
+    out: dict[str, Any] = {"method": Choice(registry.methods.names(), doc="the method trained (a registered name)")}
     out.update({k: (dict(v) if isinstance(v, dict) else v) for k, v in COMMON_FIELDS.items()})
     out["model"] = dict(spec.fields)
     out["train"].update(registry.batch_kinds.get(spec.batch).fields)
@@ -223,6 +238,72 @@ def base(method: str) -> ml_collections.ConfigDict:
     if spec.loss is not None:
         config.loss = ml_collections.ConfigDict(registry.losses.get(spec.default_loss).defaults())
     return config
+
+
+def key_docs(config: ml_collections.ConfigDict | Mapping[str, Any]) -> dict[str, str]:
+    """``{dotted key: one-line doc}`` of every key of ``config`` (what ``tfcontrast train --config X --help`` shows).
+
+    The method's, batch kind's and loss's keys are documented by their
+    registered fields; the shared sections by the comment on their line in
+    ``configs/base.py``.
+
+    Raises:
+        ValueError: ``config.method`` (or ``config.loss.name``) is not registered.
+    """
+    raw = _as_dict(config)
+    loss = raw.get("loss", {}).get("name") if isinstance(raw.get("loss"), Mapping) else None
+    fields = schema(raw.get("method"), loss if loss in registry.losses else None)
+    comments = base_comments()
+    out = {}
+    for key in _leaves(raw):
+        node: Any = fields
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        doc = node.doc if isinstance(node, Field) else ""
+        out[key] = doc or comments.get(key, "")
+    return out
+
+
+def base_comments() -> dict[str, str]:
+    """``{dotted key: comment}`` of the ``c.section.key = value  # comment`` lines of ``configs/base.py``."""
+    source = (packaged_configs.directory() / f"{packaged_configs.BASE}.py").read_text(encoding="utf-8")
+    out, line_tokens = {}, []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type in (tokenize.NEWLINE, tokenize.NL, tokenize.ENDMARKER):
+            line_tokens = []
+            continue
+        if token.type == tokenize.COMMENT:
+            words = [t.string for t in line_tokens]
+            if len(words) >= 4 and words[0] == "c" and words[1] == "." and "=" in words:
+                target = "".join(words[1 : words.index("=")]).lstrip(".")
+                out[target] = token.string.lstrip("#").strip()
+            continue
+        line_tokens.append(token)
+    return out
+
+
+def _leaves(values: Mapping, prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            keys += _leaves(value, f"{prefix}{key}.")
+        else:
+            keys.append(f"{prefix}{key}")
+    return keys
+
+
+def describe(config: ml_collections.ConfigDict | Mapping[str, Any]) -> str:
+    """One line per key: ``key = value`` and its doc (:func:`key_docs`)."""
+    raw = _as_dict(config)
+    docs = key_docs(raw)
+    rows = []
+    for key in docs:
+        value = raw
+        for part in key.split("."):
+            value = value[part]
+        rows.append((f"{key} = {value!r}", docs[key]))
+    width = min(max(len(left) for left, _ in rows), 48)
+    return "\n".join(f"  {left.ljust(width)}  {doc}".rstrip() for left, doc in rows)
 
 
 # --------------------------------------------------------------- validation
@@ -341,6 +422,32 @@ def _cross_checks(c: dict) -> list[tuple[str, str]]:
             problems.append(("config.data.path", f"must be an existing .npz file, got {path!r}"))
     if max(c["eval"]["recall_ks"]) > 1000 or c["eval"]["knn_k"] > 1000:
         problems.append(("config.eval", "knn_k and recall_ks must be <= 1000"))
+    problems += _index_checks(c["index"])
+    return problems
+
+
+def _index_checks(index: dict) -> list[tuple[str, str]]:
+    """The Milvus keys: only with backend milvus, no credentials in the URI, the client installed."""
+    uri, collection = index["uri"], index["collection"]
+    if index["backend"] != "milvus":
+        return [
+            (f"config.index.{key}", f"is only read with index.backend='milvus' (backend is {index['backend']!r}), got {value!r}")
+            for key, value in (("uri", uri), ("collection", collection)) if value
+        ]
+    problems = []
+    if "@" in uri.split("://", 1)[-1].split("/", 1)[0]:
+        problems.append(
+            ("config.index.uri", "must not hold credentials (config.json is written to the run folder): give the "
+             "token in the MILVUS_TOKEN environment variable")
+        )
+    elif uri and "://" not in uri and not uri.endswith(".db"):
+        problems.append(("config.index.uri", f"must be a server URI (http://host:19530) or a Milvus Lite file ending in .db, got {uri!r}"))
+    lite = not uri or "://" not in uri
+    missing = [name for name in ("pymilvus",) + (("milvus_lite",) if lite else ()) if importlib.util.find_spec(name) is None]
+    if missing:
+        problems.append(
+            ("config.index.backend", f"'milvus' needs {' and '.join(missing)}: pip install \"tfcontrast[milvus]\"")
+        )
     return problems
 
 
@@ -497,8 +604,20 @@ def to_json(config: ml_collections.ConfigDict | Mapping) -> str:
 
 
 def from_json(text: str) -> ml_collections.ConfigDict:
-    """Inverse of :func:`to_json`, validated (so lists turn back into tuples)."""
-    return validate(json.loads(text))
+    """Inverse of :func:`to_json`, validated (so lists turn back into tuples).
+
+    Keys added since (:data:`ADDED_KEYS`) that an older ``config.json`` lacks read as their defaults.
+    """
+    values = json.loads(text)
+    if isinstance(values, dict):
+        for key, default in ADDED_KEYS.items():
+            *parents, leaf = key.split(".")
+            section = values
+            for part in parents:
+                section = section.get(part) if isinstance(section, dict) else None
+            if isinstance(section, dict) and leaf not in section:
+                section[leaf] = default
+    return validate(values)
 
 
 def differences(a: Mapping, b: Mapping, prefix: str = "") -> list[str]:

@@ -180,12 +180,14 @@ class InputContract:
 
     # ------------------------------------------------------------ checking
 
-    def check(self, x, name: str = "x") -> np.ndarray:
+    def check(self, x, name: str = "x", raw_option: str = "prepare(x, raw=True)") -> np.ndarray:
         """``x`` unchanged if it is a batch the model was trained on; a clear error otherwise.
 
         Args:
             x: ``[batch, *shape]`` values as the model reads them (already scaled).
             name: the argument's name in messages.
+            raw_option: how the caller's user asks for raw values to be scaled, in
+                the out-of-range message (the ``tfcontrast lookup`` command: ``--raw``).
 
         Raises:
             TypeError: ``x`` is not numeric.
@@ -211,11 +213,11 @@ class InputContract:
             raise ValueError(
                 f"`{name}` holds values in [{found_low:g}, {found_high:g}], outside {_interval(self.range)}: the model "
                 f"was trained on {self.describe()}."
-                + (f" {hint[0].upper()}{hint[1:]} (prepare(x, raw=True) does it)." if hint else "")
+                + (f" {hint[0].upper()}{hint[1:]} ({raw_option} does it)." if hint else "")
             )
         return x
 
-    def prepare(self, x, raw: bool | None = None, name: str = "x") -> np.ndarray:
+    def prepare(self, x, raw: bool | None = None, name: str = "x", raw_option: str = "prepare(x, raw=True)") -> np.ndarray:
         """``x`` as the model reads it: ``[batch, *shape]`` of ``dtype``, scaled if raw, then checked.
 
         Args:
@@ -224,6 +226,7 @@ class InputContract:
                 ``False``: already scaled; ``None`` (default): raw if ``x`` is
                 ``uint8`` and the contract has a ``scale`` (8-bit images), else scaled.
             name: the argument's name in messages.
+            raw_option: as for :meth:`check`.
 
         Raises:
             TypeError: ``x`` is not numeric.
@@ -243,7 +246,7 @@ class InputContract:
         if not _floating_name(self.dtype) and _is_floating(x):
             if not np.array_equal(x, np.round(x)):  # NaN fails this too
                 raise ValueError(f"`{name}` must hold whole numbers: the model reads {self.dtype}.")
-        return self.check(x.astype(_numpy_dtype(self.dtype)), name)
+        return self.check(x.astype(_numpy_dtype(self.dtype)), name, raw_option)
 
     # --------------------------------------------------------------- JSON
 

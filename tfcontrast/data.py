@@ -24,6 +24,11 @@ import tensorflow as tf
 
 from tfcontrast import validation
 
+DIGITS_SCALE = 16.0
+"""The digits' raw pixels are 0-16: :func:`load_digits` returns them divided by this."""
+PIXEL_SCALE = 255.0
+"""8-bit images: :func:`load_image_folder` and :func:`load_npz` (uint8) return pixels divided by this."""
+
 
 @dataclass(frozen=True)
 class Split:
@@ -60,7 +65,7 @@ def stratified_split(x, labels, test_fraction: float = 0.2, seed: int = 0) -> Sp
 
 
 def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Split:
-    """The scikit-learn digits as ``[n, 8, 8, 1]`` float32 images in [0, 1] and int32 labels.
+    """The scikit-learn digits as ``[n, 8, 8, 1]`` float32 images in [0, 1] (raw 0-16 / :data:`DIGITS_SCALE`) and int32 labels.
 
     Split stratified by class: 1,437 train and 360 test images at the defaults.
 
@@ -72,7 +77,7 @@ def load_digits(test_fraction: float = 0.2, seed: int = 0) -> Split:
     from sklearn import datasets
 
     digits = datasets.load_digits()
-    images = (digits.images / 16.0).astype(np.float32)[..., None]
+    images = (digits.images / DIGITS_SCALE).astype(np.float32)[..., None]
     return stratified_split(images, digits.target.astype(np.int32), test_fraction, seed)
 
 
@@ -85,16 +90,22 @@ LABEL_KEYS = ("y", "labels")
 COLOR_MODES = ("rgb", "grayscale", "rgba")
 
 
-def load_npz(path) -> tuple[np.ndarray, np.ndarray]:
+def load_npz(path, return_scale: bool = False) -> tuple[np.ndarray, ...]:
     """Images (or vectors) and integer labels from a ``.npz`` file, loaded without pickle.
 
     The arrays are read from the keys ``"x"`` or ``"images"`` and ``"y"`` or
-    ``"labels"``. ``uint8`` images are scaled to [0, 1] (divided by 255);
-    other numeric images are cast to float32 as they are. Labels must be
-    whole numbers and come back as int32.
+    ``"labels"``. ``uint8`` images are scaled to [0, 1] (divided by 255,
+    :data:`PIXEL_SCALE`); other numeric images are cast to float32 as they
+    are. Labels must be whole numbers and come back as int32.
+
+    Args:
+        path: the ``.npz`` file.
+        return_scale: also return the scale applied (``images = raw / scale``):
+            255.0 for uint8 images, ``None`` for others (their raw form is unknown).
+            The input contract of a run records it (:mod:`tfcontrast.contract`).
 
     Returns:
-        ``(images float32 [n, ...], labels int32 [n])``.
+        ``(images float32 [n, ...], labels int32 [n])``, plus ``scale`` with ``return_scale``.
 
     Raises:
         ValueError: a missing or unreadable file, a file holding object
@@ -134,11 +145,12 @@ def load_npz(path) -> tuple[np.ndarray, np.ndarray]:
             raise ValueError(f"`path` {path!r} holds object (pickled) arrays, which are not loaded.") from None
     if not np.issubdtype(images.dtype, np.number) or np.issubdtype(images.dtype, np.complexfloating):
         raise ValueError(f"images in {path!r} must be real numbers, got dtype {images.dtype}.")
-    images = images.astype(np.float32) / 255.0 if images.dtype == np.uint8 else images.astype(np.float32)
+    scale = PIXEL_SCALE if images.dtype == np.uint8 else None
+    images = images.astype(np.float32) / scale if scale else images.astype(np.float32)
     labels = as_class_ids(labels, len(images), name=f"labels in {path!r}")
     if len(images) == 0:
         raise ValueError(f"`path` {path!r} holds no examples.")
-    return images, labels
+    return (images, labels, scale) if return_scale else (images, labels)
 
 
 def load_image_folder(
@@ -199,7 +211,7 @@ def load_image_folder(
     if not images:
         raise ValueError(f"`path` {path!r} holds no images in its class sub-folders {class_dirs}.")
     channels = {"rgb": 3, "grayscale": 1, "rgba": 4}[color_mode]
-    x = np.stack(images).astype(np.float32).reshape((-1,) + size + (channels,)) / 255.0
+    x = np.stack(images).astype(np.float32).reshape((-1,) + size + (channels,)) / PIXEL_SCALE
     return x, np.asarray(labels, dtype=np.int32), class_names
 
 

@@ -4,11 +4,18 @@ Each function takes plain arrays, writes one PNG atomically (a temporary file
 renamed into place, so a crash never leaves half an image) and returns its
 path. Matplotlib runs headless (Agg backend).
 
-* :func:`training_curves`: every logged metric against the epoch, one panel each.
+* :func:`training_curves`: every logged metric against the epoch, one panel
+  each, with axis labels, what the collapse indicators mean and, when their
+  ceilings are known, their healthy range drawn as a green band (and the
+  collapse zone in red).
 * :func:`embedding_map`: a 2-D projection of embeddings (PCA, or t-SNE for
   up to a few thousand points), coloured by label.
-* :func:`neighbor_grid`: query images beside their nearest neighbours, with
-  each neighbour's label framed green when it matches the query's, red if not.
+* :func:`neighbor_grid`: query images beside their nearest neighbours, each
+  image's label written inside it, neighbours framed green when their label is
+  the query's and red when not, with a title and a legend saying so.
+
+:func:`training_curves_figure` and :func:`neighbor_grid_figure` return the
+figure without saving it (to embed in a notebook, or to inspect).
 * :func:`singular_value_spectrum`: the normalised singular values of the
   centred embeddings on a log scale, the picture of dimensional collapse
   (Jing et al., "Understanding Dimensional Collapse in Contrastive
@@ -29,26 +36,83 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 
-def training_curves(history: Mapping[str, Sequence[float]], path: str) -> str:
-    """One panel per metric (``val_`` metrics drawn in their training panel)."""
+# What the panels of the logged metrics say (title, y label); other keys are shown by name.
+METRIC_LABELS = {
+    "loss": ("training loss", "loss"),
+    "proj_std": (
+        "projection std: spread of the normalised projections\n(0 = all on one point; 1/sqrt(d) = spread over the sphere)",
+        "mean per-dimension std",
+    ),
+    "erank": (
+        "effective rank of the representations\n(1 = all along one direction; F = all directions used)",
+        "effective rank",
+    ),
+    "knn_accuracy": ("kNN accuracy (validation images)", "accuracy"),
+    "embedding_std": ("std of the normalised embeddings", "mean per-dimension std"),
+    "embedding_erank": ("effective rank of the embeddings", "effective rank"),
+}
+
+
+def training_curves(
+    history: Mapping[str, Sequence[float]],
+    path: str,
+    title: str | None = None,
+    bands: Mapping[str, tuple[float, float, float]] | None = None,
+) -> str:
+    """One panel per metric (``val_`` metrics drawn in their training panel); see :func:`training_curves_figure`."""
+    return _save(training_curves_figure(history, title, bands), path)
+
+
+def training_curves_figure(
+    history: Mapping[str, Sequence[float]],
+    title: str | None = None,
+    bands: Mapping[str, tuple[float, float, float]] | None = None,
+):
+    """The figure of :func:`training_curves`.
+
+    Args:
+        history: ``{metric: per-epoch values}`` (``History.history``).
+        title: the figure's title (e.g. the method).
+        bands: ``{metric: (collapse floor, healthy from, ceiling)}``: the panel
+            shades ``[0, floor]`` in red ("collapse"), ``[healthy from, ceiling]``
+            in green ("healthy range") and draws the ceiling dashed
+            (:meth:`tfcontrast.callbacks.CollapseAlarm.bands` gives them for
+            ``proj_std`` and ``erank``).
+    """
     if not history:
         raise ValueError("`history` is empty: there is nothing to plot.")
+    bands = dict(bands or {})
     names = [k for k in history if not k.startswith("val_")]
-    fig, axes = plt.subplots(1, len(names), figsize=(4 * len(names), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(4.4 * len(names), 3.8), squeeze=False)
     for ax, name in zip(axes[0], names):
         values = np.asarray(history[name], dtype=float)
         epochs = np.arange(1, len(values) + 1)
-        ax.plot(epochs, values, marker="o", markersize=3, label="train")
+        ax.plot(epochs, values, marker="o", markersize=3, label="train", zorder=3)
         if f"val_{name}" in history:
             ax.plot(epochs, np.asarray(history[f"val_{name}"], dtype=float), marker="o", markersize=3, label="validation")
-            ax.legend()
-        ax.set_title(name)
+        if name in bands:
+            floor, healthy, ceiling = (float(v) for v in bands[name])
+            ax.axhspan(healthy, ceiling, color="tab:green", alpha=0.15, label=f"healthy range ({healthy:.3g}-{ceiling:.3g})")
+            ax.axhspan(0.0, floor, color="tab:red", alpha=0.15, label=f"collapse (< {floor:.3g})")
+            ax.axhline(ceiling, color="tab:green", linestyle="--", linewidth=1, label=f"ceiling {ceiling:.3g}")
+            low = min(0.0, np.nanmin(values)) if np.isfinite(values).any() else 0.0
+            ax.set_ylim(low, max(ceiling, np.nanmax(values) if np.isfinite(values).any() else ceiling) * 1.08)
+        if f"val_{name}" in history or name in bands:
+            ax.legend(fontsize=7, loc="best")
+        panel_title, y_label = METRIC_LABELS.get(name, (name, name))
+        ax.set_title(panel_title, fontsize=9)
         ax.set_xlabel("epoch")
+        ax.set_ylabel(y_label)
         ax.grid(alpha=0.3)
+        if len(epochs) < 12:
+            ax.set_xticks(epochs)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
-    return _save(fig, path)
+    return fig
 
 
 def embedding_map(embeddings, labels, path: str, method: str = "pca", title: str | None = None) -> str:
@@ -79,14 +143,36 @@ def embedding_map(embeddings, labels, path: str, method: str = "pca", title: str
     return _save(fig, path)
 
 
-def neighbor_grid(query_images, query_labels, neighbor_images, neighbor_labels, path: str) -> str:
-    """Rows: a query image, then its k neighbours (green frame: same label; red: other).
+QUERY_COLOUR = "tab:blue"
+
+
+def neighbor_grid(
+    query_images, query_labels, neighbor_images, neighbor_labels, path: str,
+    title: str | None = None, class_names: Sequence[str] | None = None,
+) -> str:
+    """Rows: a query image, then its k neighbours (green frame: same label; red: other); see :func:`neighbor_grid_figure`."""
+    return _save(neighbor_grid_figure(query_images, query_labels, neighbor_images, neighbor_labels, title, class_names), path)
+
+
+def neighbor_grid_figure(
+    query_images, query_labels, neighbor_images, neighbor_labels,
+    title: str | None = None, class_names: Sequence[str] | None = None,
+):
+    """The figure of :func:`neighbor_grid`.
+
+    Each row is a query (left, blue frame, labelled ``q <label>``) and its
+    nearest neighbours in order; every image carries its label inside it, on a
+    patch of its frame's colour: green when the neighbour's label is the
+    query's, red when not. The legend under the grid says so; the title says
+    what is shown (default: "nearest neighbours of each query").
 
     Args:
         query_images: ``[q, h, w]`` or ``[q, h, w, c]`` (c = 1 or 3).
         query_labels: ``[q]`` labels.
         neighbor_images: ``[q, k, h, w(, c)]``.
         neighbor_labels: ``[q, k]``.
+        title: the figure's title.
+        class_names: names of the labels (``class_names[label]``), shown instead of the numbers.
     """
     raw_queries = np.asarray(query_images)
     neighbors = np.asarray(neighbor_images)
@@ -107,14 +193,33 @@ def neighbor_grid(query_images, query_labels, neighbor_images, neighbor_labels, 
     neighbors = neighbors.reshape((q, k) + neighbors.shape[1:])
     query_labels = _labels(query_labels, q)
     neighbor_labels = np.asarray(neighbor_labels).reshape(q, -1)
-    fig, axes = plt.subplots(q, k + 1, figsize=(1.1 * (k + 1), 1.1 * q), squeeze=False)
+
+    def name(label) -> str:
+        if class_names is not None and 0 <= int(label) < len(class_names) and str(class_names[int(label)]) != str(label):
+            return str(class_names[int(label)])
+        return str(label)
+
+    size, legend_height, title_height = 1.15, (0.5 if k >= 7 else 0.95), 0.45
+    height = size * q + legend_height + title_height
+    fig, axes = plt.subplots(q, k + 1, figsize=(max(size * (k + 1), 4.5), height), squeeze=False)
     for i in range(q):
-        _show(axes[i, 0], queries[i], f"q {query_labels[i]}", "black")
+        _show(axes[i, 0], queries[i], f"q {name(query_labels[i])}", QUERY_COLOUR)
         for j in range(k):
             same = neighbor_labels[i, j] == query_labels[i]
-            _show(axes[i, j + 1], neighbors[i, j], str(neighbor_labels[i, j]), "green" if same else "red")
-    fig.tight_layout(pad=0.2)
-    return _save(fig, path)
+            _show(axes[i, j + 1], neighbors[i, j], name(neighbor_labels[i, j]), "green" if same else "red")
+    axes[0, 0].set_title("query", fontsize=8, pad=3)
+    for j in range(k):
+        axes[0, j + 1].set_title(f"{j + 1}", fontsize=8, pad=3)
+    fig.suptitle(title or "nearest neighbours of each query", fontsize=10, y=1 - 0.12 / height)
+    handles = [
+        Patch(facecolor="white", edgecolor=QUERY_COLOUR, linewidth=2, label="q 7: a query image (left), of class 7"),
+        Patch(facecolor="white", edgecolor="green", linewidth=2, label="neighbour of the query's class"),
+        Patch(facecolor="white", edgecolor="red", linewidth=2, label="neighbour of another class"),
+    ]
+    fig.legend(handles=handles, loc="lower center", ncol=3 if k >= 7 else 1, fontsize=7, frameon=False,
+               title="columns: nearest first; the number in each image is its label", title_fontsize=7)
+    fig.tight_layout(pad=0.2, w_pad=0.4, h_pad=0.4, rect=(0, legend_height / height, 1, 1 - title_height / height))
+    return fig
 
 
 def singular_value_spectrum(embeddings, path: str, title: str | None = None) -> str:
@@ -227,10 +332,14 @@ def _images(images, name: str) -> np.ndarray:
 
 
 def _show(ax, image, label: str, colour: str) -> None:
+    """The image framed in ``colour`` with ``label`` inside its top-left corner, on a patch of that colour."""
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     for spine in ax.spines.values():
         spine.set_edgecolor(colour)
-        spine.set_linewidth(2)
-    ax.set_title(label, fontsize=7, color=colour, pad=1)
+        spine.set_linewidth(2.5)
+    ax.text(
+        0.03, 0.97, label, transform=ax.transAxes, ha="left", va="top", fontsize=7, color="white",
+        bbox={"boxstyle": "square,pad=0.15", "facecolor": colour, "edgecolor": "none", "alpha": 0.85},
+    )

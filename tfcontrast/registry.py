@@ -135,6 +135,7 @@ class LossSpec:
     build: Callable[[Mapping, BuildContext], Any]
     model_kwargs: Callable[[Any, BuildContext], Mapping] | None
     module: str
+    head: bool = False
 
     def defaults(self) -> dict:
         """The ``loss`` section of a fresh config: ``name`` and every field."""
@@ -326,6 +327,7 @@ def register_loss(
     summary: str | None = None,
     build: Callable[[Mapping, BuildContext], Any] | None = None,
     model_kwargs: Callable[[Any, BuildContext], Mapping] | None = None,
+    head: bool = False,
 ) -> LossSpec:
     """Registers a loss a method can be compiled with: ``config.loss.name = name``.
 
@@ -343,11 +345,19 @@ def register_loss(
             model the loss trains (e.g. ``{"loss_head": ...}`` with trainable class
             weights sized by ``context.num_classes``); the method's builder receives
             them as ``context.model_kwargs``.
+        head: the loss is a Keras layer with trainable weights (class weights,
+            proxies) that the model owns and trains, not a compiled loss:
+            ``build`` returns the layer (default ``loss(context.num_classes, **section)``),
+            the method's builder receives it as ``context.model_kwargs["loss_head"]``
+            and nothing is compiled (``context.loss`` stays ``None``). A method
+            compiled with ``"labels"`` losses accepts ``loss_head``.
     """
     if inputs not in LOSS_INPUTS:
         raise ValueError(f"`inputs` must be one of {tuple(LOSS_INPUTS)}, got {inputs!r}.")
     if "name" in fields:
         raise ValueError("`name` is the loss section's selector; it cannot be a field of the loss.")
+    if head and model_kwargs is not None:
+        raise ValueError("a `head` loss reaches the model as `loss_head`; it takes no `model_kwargs`.")
     doc_line = (inspect.getdoc(loss) or name).strip().splitlines()[0]
     return losses.add(
         LossSpec(
@@ -356,11 +366,21 @@ def register_loss(
             inputs=inputs,
             summary=summary or doc_line,
             fields=_with_defaults(fields, loss, skip=0),
-            build=build or (lambda section, context: loss(**section)),
+            build=build or (_head_builder(loss) if head else lambda section, context: loss(**section)),
             model_kwargs=model_kwargs,
             module=_caller_module(),
+            head=bool(head),
         )
     )
+
+
+def _head_builder(loss: type):
+    def build(section, context: BuildContext):
+        if context.num_classes is None:
+            raise ValueError(f"{loss.__name__} learns one weight vector per class: it needs labelled training data.")
+        return loss(context.num_classes, **section)
+
+    return build
 
 
 def _model_fields_builder(model: type):

@@ -75,6 +75,13 @@ class UnsafeFileError(ValueError):
 # ----------------------------------------------------------------- targets
 
 
+def check_folder(path: str | os.PathLike, flag: str = "--workdir") -> None:
+    """Raises ``ValueError`` when ``path`` exists but is not a folder (e.g. a file given as a run's folder)."""
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"{flag} {path!r} is a file, not a folder: give the run's folder (a new one for a new run).")
+
+
 def resolve_target(path: str | os.PathLike, what: str = "output") -> str:
     """The absolute, link-resolved directory a save to ``path`` writes.
 

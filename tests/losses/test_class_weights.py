@@ -223,3 +223,35 @@ def test_bad_construction_is_named(name, kwargs, match):
     args = {"num_classes": 5, "embedding_dim": 4, **kwargs}
     with pytest.raises(ValueError, match=match):
         cls(**args)
+
+
+# ------------------------------------------------------- width set later
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_head_without_embedding_dim_takes_the_width_of_its_first_embeddings(name, batch):
+    labels, emb, _ = batch
+    keras.utils.set_random_seed(3)
+    eager = CLASSES[name]()
+    config = {k: v for k, v in eager.get_config().items() if k not in ("embedding_dim", "name")}
+    keras.utils.set_random_seed(3)
+    late = type(eager)(**{**config, "embedding_dim": None})
+    assert not late.built and late.embedding_dim is None and late.weight_bytes == 0
+    assert late.get_config()["embedding_dim"] is None
+    value = float(late(labels, emb))  # builds W [5, 4] from the embeddings
+    assert late.built and late.embedding_dim == 4 and late.class_weights.shape == (5, 4)
+    # the same initializer draws the same matrix, so the loss is the one of a head built with the width
+    np.testing.assert_array_equal(late.class_weights.numpy(), eager.class_weights.numpy())
+    assert value == pytest.approx(float(eager(labels, emb)), rel=1e-6)
+    assert late.get_config()["embedding_dim"] == 4  # saved built: a loaded head gets its weights at once
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(late))
+    assert restored.built and restored.class_weights.shape == (5, 4)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_head_without_embedding_dim_refuses_embeddings_of_unknown_width(name):
+    head = type(CLASSES[name]())(5)
+    spec = tf.TensorSpec([None, None], tf.float32)
+    with pytest.raises(ValueError, match="embeddings \\[batch, dim\\] of a known width"):
+        tf.function(lambda e: head(LABELS[:2], e), input_signature=[spec]).get_concrete_function()
+    assert not head.built

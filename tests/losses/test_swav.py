@@ -128,6 +128,20 @@ def test_queue_rows_join_the_problem_but_get_no_codes(rng):
     np.testing.assert_allclose(losses.sinkhorn(batch, 0.1, 4, queue_scores=queue).numpy(), want, rtol=1e-9)
 
 
+def test_queue_mask_leaves_out_the_unfilled_rows(rng):
+    """A queue still filling up: the masked rows take no part, exactly as if they were not there."""
+    scores = prototype_scores(rng, 20, 8, 6, 1)[0].astype(np.float32)
+    queue, batch = scores[:12], scores[12:]
+    mask = np.arange(12) < 5
+    want = losses.sinkhorn(batch, 0.1, 4, queue_scores=queue[mask]).numpy()
+    got = losses.sinkhorn(batch, 0.1, 4, queue_scores=queue, queue_mask=mask).numpy()
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    nothing = losses.sinkhorn(batch, 0.1, 4, queue_scores=queue, queue_mask=np.zeros(12, bool)).numpy()
+    np.testing.assert_allclose(nothing, losses.sinkhorn(batch, 0.1, 4).numpy(), rtol=1e-6, atol=1e-7)
+    with pytest.raises(ValueError, match="queue_mask"):
+        losses.sinkhorn(batch, 0.1, 4, queue_mask=mask)
+
+
 def test_sinkhorn_with_a_queue_on_two_replicas_equals_one_device(two_replicas, rng):
     # Each replica holds 4 of the 8 samples and the same 4 queue rows: one problem of 4 + 8 samples.
     scores = prototype_scores(rng, 12, 6, 5, 1)[0].astype(np.float32)

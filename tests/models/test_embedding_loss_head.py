@@ -121,6 +121,19 @@ def test_two_replicas_match_one_device_on_the_global_batch(head, two_replicas, c
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6)
 
 
+def test_a_head_without_embedding_dim_is_built_by_the_model_for_its_width_inside_the_scope(two_replicas, clusters):
+    x, y, _, _ = clusters
+    projected = EmbeddingModel(encoder(), embedding_dim=DIM, loss_head=tfc.losses.ProxyAnchorLoss(CLASSES))
+    assert projected.loss_head.class_weights.shape == (CLASSES, DIM)
+    unprojected = EmbeddingModel(encoder(), loss_head=tfc.losses.ArcFaceLoss(CLASSES, scale=16.0))  # the encoder's 16
+    assert unprojected.loss_head.embedding_dim == 16 and unprojected.loss_head.class_weights.shape == (CLASSES, 16)
+    unprojected.compile(optimizer=keras.optimizers.Adam(1e-2))
+    assert np.isfinite(unprojected.fit(x, y, batch_size=64, epochs=1, verbose=0).history["loss"]).all()
+    with two_replicas.scope():
+        mirrored = EmbeddingModel(encoder(), embedding_dim=DIM, loss_head=tfc.losses.CosFaceLoss(CLASSES))
+    assert isinstance(mirrored.loss_head.class_weights.value, tf.distribute.DistributedValues)
+
+
 @pytest.mark.parametrize("policy", ["mixed_float16", pytest.param("mixed_bfloat16", marks=pytest.mark.slow)])
 def test_mixed_precision_keeps_the_head_in_float32(policy, clusters):
     x, y, _, _ = clusters

@@ -53,3 +53,17 @@ def test_conv_batch_norms_are_synchronized_and_fused_on_one_replica(build):
     graph = step.get_concrete_function(tf.TensorSpec((2, *model.input_shape[1:]))).graph
     fused = [op for op in graph.get_operations() if op.type == "FusedBatchNormV3"]
     assert len(fused) == len(norms)
+
+
+def test_any_resolution_keeps_the_weights_and_takes_other_sizes():
+    keras.utils.set_random_seed(0)
+    encoder = encoders.digits_cnn((8, 8, 1), features=16, width=4)
+    flexible = encoders.any_resolution(encoder)
+    x = np.random.default_rng(0).random((4, 8, 8, 1), dtype=np.float32)
+    np.testing.assert_allclose(flexible(x, training=False).numpy(), encoder(x, training=False).numpy(), rtol=1e-6, atol=1e-6)
+    assert flexible(np.zeros((3, 5, 5, 1), np.float32)).shape == (3, 16)
+    assert encoders.any_resolution(flexible) is flexible
+    with pytest.raises(ValueError, match="another size"):
+        encoders.any_resolution(encoders.mlp_encoder((8, 8, 1), (16,)))
+    with pytest.raises(ValueError, match="images"):
+        encoders.any_resolution(keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))

@@ -163,6 +163,15 @@ class _QuietIteratorWarning(logging.Filter):
         return "mvccTs" not in record.getMessage()
 
 
+class _QuietUnimplemented(logging.Filter):
+    """Drops the traceback that Milvus Lite's in-process gRPC server logs when the client, connecting,
+    asks for an RPC Lite does not implement (``AllocTimestamp``: "Method not implemented!"); the
+    client carries on without it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Method not implemented" not in record.getMessage()
+
+
 _iterator_filter_lock = threading.Lock()
 _iterator_filter_installed = False
 
@@ -804,4 +813,5 @@ def _quiet_iterator_warning() -> None:
     with _iterator_filter_lock:
         if not _iterator_filter_installed:
             logging.getLogger("pymilvus.client.iterator.query_iterator").addFilter(_QuietIteratorWarning())
+            logging.getLogger("grpc._server").addFilter(_QuietUnimplemented())
             _iterator_filter_installed = True

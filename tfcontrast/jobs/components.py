@@ -88,6 +88,8 @@ def _with_loss(config, context: registry.BuildContext) -> registry.BuildContext:
         loss = loss_spec.build(section, context)
     except ValueError as err:
         raise config_lib.ConfigError([("config.loss", str(err))]) from None
+    if loss_spec.head:  # a layer with trainable weights the model owns: a model argument, not compiled
+        return dataclasses.replace(context, model_kwargs={"loss_head": loss})
     context = dataclasses.replace(context, loss=loss)
     if loss_spec.model_kwargs is not None:
         context = dataclasses.replace(context, model_kwargs=dict(loss_spec.model_kwargs(loss, context)))

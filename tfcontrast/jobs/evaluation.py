@@ -3,8 +3,9 @@
 From the saved embedding network (``model/embedder.keras``) alone:
 
 1. embed the train split (the references) and the test split (the queries);
-2. index the train embeddings with their labels (:class:`tfcontrast.index.Index`,
-   ``index.metric`` / ``index.backend``) and save it to ``index/``;
+2. index the train embeddings with their labels (``index.metric`` /
+   ``index.backend``: a faiss :class:`tfcontrast.index.Index`, or a Milvus
+   collection, :mod:`tfcontrast.jobs.indexes`) and save it to ``index/``;
 3. score the test queries against it: k-NN accuracy (distance-weighted vote of
    ``eval.knn_k`` neighbours, :func:`tfcontrast.index.knn_accuracy`),
    recall@k / precision@k / mAP@R (:func:`tfcontrast.index.evaluate_retrieval`)
@@ -20,8 +21,10 @@ From the saved embedding network (``model/embedder.keras``) alone:
 6. collapse indicators of the test embeddings (projection std and effective
    rank, :mod:`tfcontrast.models.ssl.collapse`);
 7. plots (training curves, 2-D map of the test embeddings, neighbour grid,
-   singular-value spectrum) and the SavedModel export;
-8. ``summary.json``, rewritten whole (:mod:`tfcontrast.jobs.report`).
+   singular-value spectrum) and the SavedModel export, which checks its inputs
+   against the run's input contract (``input_contract.json``);
+8. ``summary.json``, rewritten whole (:mod:`tfcontrast.jobs.report`), with the
+   collapse alarm's warning if it fired during training.
 """
 
 from __future__ import annotations
@@ -34,7 +37,8 @@ import numpy as np
 import tensorflow as tf
 
 from tfcontrast import augment, config as config_lib, export, index as index_lib, plots, probe
-from tfcontrast.jobs import checkpoint, components, inputs, report, workdir as workdir_lib
+from tfcontrast.callbacks import CollapseAlarm
+from tfcontrast.jobs import checkpoint, components, indexes, inputs, report, workdir as workdir_lib
 from tfcontrast.models.ssl import collapse
 
 
@@ -71,14 +75,14 @@ def evaluate(workdir: str, out: Callable[[str], None] = print, run: inputs.RunDa
     clean, nuisance, trained = {}, {}, {}
     for name, fn in sources.items():
         train_emb, test_emb = fn(run.x_train), fn(run.x_test)
-        idx = build_index(config, train_emb, run.y_train)
+        idx = build_index(config, train_emb, run.y_train, wd if name == "trained" else None)
         clean[name] = scores(config, idx, train_emb, run.y_train, test_emb, run.y_test)
         if x_nuisance is not None:
             nuisance[name] = scores(config, idx, train_emb, run.y_train, fn(x_nuisance), run.y_test)
         if name == "trained":
             trained = dict(index=idx, train=train_emb, test=test_emb)
     idx = trained["index"]
-    idx.save(wd.index)
+    idx.save(wd.index, metadata=indexes.RUN_INDEX_METADATA)
 
     evaluation = {
         **clean["trained"],
@@ -105,12 +109,16 @@ def evaluate(workdir: str, out: Callable[[str], None] = print, run: inputs.RunDa
             "embedding_dim": int(trained["test"].shape[1]),
             "n_train": len(run.x_train),
             "n_test": len(run.x_test),
+            **({"milvus": {"uri": idx.uri, "collection": idx.collection}} if config.index.backend == "milvus" else {}),
         },
     }
     artefacts = write_plots(config, wd, state, run, trained)
-    export.export_saved_model(net, wd.export, index=idx, k=config.index.lookup_k)
+    contract = inputs.input_contract(run)
+    workdir_lib.write_json(wd.contract, contract.to_dict())
+    export.export_saved_model(net, wd.export, index=idx, k=config.index.lookup_k, contract=contract)
+    indexes.close(idx)  # a Milvus Lite file is free for the next process (e.g. `tfcontrast lookup`)
     evaluation["wall_time_s"] = round(time.perf_counter() - started, 3)
-    summary = report.summary(config, wd, state, run, evaluation, plots=artefacts)
+    summary = report.summary(config, wd, state, run, evaluation, plots=artefacts, feature_dim=int(trained["test"].shape[1]))
     workdir_lib.write_json(wd.summary, summary)
     out(report.headline(summary))
     out(f"wrote {wd.summary}")
@@ -123,8 +131,7 @@ def load_run(wd: workdir_lib.Workdir):
     Raises:
         ValueError: no config, an unfinished run, or no saved embedding network.
     """
-    if not os.path.exists(wd.config):
-        raise ValueError(f"{wd.root} holds no run (no config.json): train one with `tfcontrast train`.")
+    workdir_lib.require_run(wd)
     config = config_lib.from_json(open(wd.config, encoding="utf-8").read())
     state = checkpoint.read_state(wd.checkpoint)
     if state is None or state["step"] < config.train.steps or not os.path.exists(wd.embedder):
@@ -136,11 +143,16 @@ def load_run(wd: workdir_lib.Workdir):
     return config, state
 
 
-def build_index(config, embeddings: np.ndarray, labels: np.ndarray) -> index_lib.Index:
-    """The configured index over ``embeddings`` with their labels; ids are row numbers."""
-    idx = index_lib.Index(metric=config.index.metric, backend=config.index.backend)
-    idx.add(embeddings, labels=labels, ids=np.arange(len(embeddings)))
-    return idx
+def build_index(config, embeddings: np.ndarray, labels: np.ndarray, wd: workdir_lib.Workdir | None = None):
+    """The configured index over ``embeddings`` with their labels; ids are row numbers.
+
+    With ``wd``, the run's own index (a Milvus collection for ``index.backend``
+    milvus, :func:`tfcontrast.jobs.indexes.run_index`); without, a faiss index
+    in memory (the baselines).
+    """
+    if wd is not None:
+        return indexes.run_index(config, wd, embeddings, labels)
+    return indexes.memory_index(config, embeddings, labels)
 
 
 def scores(config, idx, train_emb, train_y, queries, query_y) -> dict:
@@ -172,7 +184,14 @@ def write_plots(config, wd, state: Mapping, run: inputs.RunData, trained: Mappin
     paths = {}
     history = state.get("history") or {}
     if history:
-        paths["training_curves"] = plots.training_curves(history, os.path.join(wd.plots, "training_curves.png"))
+        projection_dim = config.model.get("projection_dim")
+        bands = CollapseAlarm().bands(
+            projection_dim if isinstance(projection_dim, int) else None, int(trained["test"].shape[1])
+        )
+        paths["training_curves"] = plots.training_curves(
+            history, os.path.join(wd.plots, "training_curves.png"),
+            title=f"{config.method}: training curves ({config.train.steps} steps)", bands=bands,
+        )
     paths["embedding_map"] = plots.embedding_map(
         trained["test"], run.y_test, os.path.join(wd.plots, "embedding_map.png"), method=e.map_method,
         title=f"{config.method}: test embeddings ({e.map_method.upper()})",
@@ -184,6 +203,9 @@ def write_plots(config, wd, state: Mapping, run: inputs.RunData, trained: Mappin
         paths["neighbors"] = plots.neighbor_grid(
             run.x_test[rows], run.y_test[rows], run.x_train[found.ids], found.labels,
             os.path.join(wd.plots, "neighbors.png"),
+            title=f"{config.method}: the {e.grid_neighbors} nearest training images of {len(rows)} test images "
+            f"({config.index.metric})",
+            class_names=run.class_names,
         )
     return {k: os.path.relpath(v, wd.root) for k, v in paths.items()}
 

@@ -22,17 +22,25 @@ import numpy as np
 import tensorflow as tf
 
 from tfcontrast import augment, config as config_lib, data, registry
+from tfcontrast.contract import InputContract
 
 
 @dataclass(frozen=True)
 class RunData:
-    """The split a run trains and evaluates on."""
+    """The split a run trains and evaluates on.
+
+    ``scale`` is what the loader divided the raw data by (``x = raw / scale``):
+    16 for the bundled digits (0-16 pixels), 255 for image folders and uint8
+    ``.npz`` images, ``None`` for float ``.npz`` data (no raw form known). It
+    goes into the run's input contract (:func:`input_contract`).
+    """
 
     x_train: np.ndarray
     y_train: np.ndarray
     x_test: np.ndarray
     y_test: np.ndarray
     class_names: tuple[str, ...]
+    scale: float | None = None
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -59,16 +67,17 @@ def load_split(config) -> RunData:
     try:
         if d.name == "digits":
             split = data.load_digits(d.test_fraction, d.split_seed)
-            class_names = tuple(str(i) for i in range(10))
+            class_names, scale = tuple(str(i) for i in range(10)), data.DIGITS_SCALE
         else:
             if d.name == "image_folder":
                 images, labels, names = data.load_image_folder(d.path, tuple(d.image_size), d.color_mode)
-                class_names = tuple(names)
+                class_names, scale = tuple(names), data.PIXEL_SCALE
             else:
-                images, labels = data.load_npz(d.path)
+                images, labels, scale = data.load_npz(d.path, return_scale=True)
                 if images.ndim == 3:
                     images = images[..., None]
                 class_names = ()  # the labels are their own names
+                _check_finite(images)
             split = data.stratified_split(images, labels, d.test_fraction, d.split_seed)
     except ValueError as err:
         raise config_lib.ConfigError([("config.data.path" if d.path else "config.data", str(err))]) from None
@@ -78,9 +87,26 @@ def load_split(config) -> RunData:
         np.asarray(split.x_test, np.float32),
         np.asarray(split.y_test, np.int32),
         class_names,
+        scale,
     )
     _check_fits(config, run_data)
     return run_data
+
+
+def _check_finite(images: np.ndarray) -> None:
+    """NaN or inf in the data would turn the weights NaN at the first step that reads them (one check, on the host)."""
+    bad = ~np.isfinite(images.reshape(len(images), -1)).all(axis=1)
+    if bad.any():
+        rows = np.flatnonzero(bad)
+        raise ValueError(
+            f"the images hold NaN or inf in {len(rows)} example(s) (rows {rows[:5].tolist()}"
+            f"{', ...' if len(rows) > 5 else ''}): training on them would make the weights NaN; fix or drop them."
+        )
+
+
+def input_contract(run: RunData) -> InputContract:
+    """The input contract of the run: shape, dtype and value range of ``x_train`` (as the model reads it) and the scale."""
+    return InputContract.from_data(run.x_train, scale=run.scale)
 
 
 def _check_fits(config, run: RunData) -> None:

@@ -18,6 +18,11 @@
                  nuisance (the same scores with transformed test queries);
                  settings; wall_time_s
     artefacts    paths relative to the workdir
+    warnings     what a person should know about the run, in words: the collapse
+                 alarm (tfcontrast.callbacks.CollapseAlarm over the whole training
+                 history); printed again at the end of the command
+    input_contract  shape, dtype, value range and scale of the training inputs
+                 (input_contract.json; tfcontrast.contract.InputContract)
 """
 
 from __future__ import annotations
@@ -28,8 +33,27 @@ from typing import Mapping
 from tfcontrast.jobs import inputs, workdir as workdir_lib
 
 
-def training_summary(config, wd: workdir_lib.Workdir, state: Mapping, run, status: str) -> dict:
-    """The summary without evaluation (a run stopped early)."""
+def collapse_warnings(config, state: Mapping, feature_dim: int | None) -> list[str]:
+    """The collapse alarm over the run's whole training history (``[]`` when it never fired or nothing was logged).
+
+    ``feature_dim``: the width of the representations (the effective rank's
+    ceiling); the projection std's ceiling comes from ``config.model.projection_dim``.
+    """
+    from tfcontrast.callbacks import CollapseAlarm
+
+    projection_dim = config.model.get("projection_dim") if "model" in config else None
+    alarm = CollapseAlarm.replay(
+        state.get("history") or {},
+        projection_dim=projection_dim if isinstance(projection_dim, int) else None,
+        feature_dim=feature_dim,
+    )
+    return [alarm.message] if alarm.message else []
+
+
+def training_summary(
+    config, wd: workdir_lib.Workdir, state: Mapping, run, status: str, feature_dim: int | None = None
+) -> dict:
+    """The summary without evaluation (a run stopped early); ``feature_dim`` as for :func:`collapse_warnings`."""
     train = config.train
     per_step = inputs.batch_kind(config).examples_per_step(train)
     wall = float(state.get("train_wall_time_s", 0.0))
@@ -56,13 +80,18 @@ def training_summary(config, wd: workdir_lib.Workdir, state: Mapping, run, statu
             "sessions": int(state.get("sessions", 1)),
             "final_metrics": {k: round(v[-1], 6) for k, v in history.items() if v},
         },
+        "input_contract": inputs.input_contract(run).to_dict(),
+        "warnings": collapse_warnings(config, state, feature_dim),
         "artefacts": _artefacts(wd),
     }
 
 
-def summary(config, wd: workdir_lib.Workdir, state: Mapping, run, evaluation: Mapping, plots: Mapping) -> dict:
+def summary(
+    config, wd: workdir_lib.Workdir, state: Mapping, run, evaluation: Mapping, plots: Mapping,
+    feature_dim: int | None = None,
+) -> dict:
     """The full summary of a trained and evaluated run."""
-    out = training_summary(config, wd, state, run, status="done")
+    out = training_summary(config, wd, state, run, status="done", feature_dim=feature_dim)
     out["evaluation"] = dict(evaluation)
     out["artefacts"] = {**_artefacts(wd), "plots": dict(plots)}
     return out
@@ -74,6 +103,7 @@ def _artefacts(wd: workdir_lib.Workdir) -> dict:
         "checkpoint": wd.checkpoint,
         "tensorboard": wd.logs,
         "embedder": wd.embedder,
+        "input_contract": wd.contract,
         "index": wd.index,
         "export": wd.export,
         "summary": wd.summary,
@@ -107,4 +137,5 @@ def headline(summary: Mapping) -> str:
                 f"{n['trained']['knn_accuracy']:.4f} (random encoder {n['random_encoder']['knn_accuracy']:.4f}, "
                 f"raw pixels {n['raw_pixels']['knn_accuracy']:.4f})"
             )
+    lines += [f"warning: {message}" for message in summary.get("warnings", ())]
     return "\n".join(lines)

@@ -4,10 +4,16 @@
 
     <workdir>/
       config.json          the resolved, validated config (written when training starts)
+      input_contract.json  shape, dtype, value range and scale of the training inputs
+                           (tfcontrast.contract.InputContract; `lookup` checks queries against it)
       checkpoint/          state.json (epoch, step, history, wall time) + the weights it names
       logs/                TensorBoard event files (``tensorboard --logdir <workdir>/logs``)
       model/embedder.keras the trained embedding network (images -> embeddings)
-      index/               the saved tfcontrast.index.Index of the training embeddings, with labels
+      index/               the saved index of the training embeddings, with labels (ids = training-split
+                           rows): a faiss tfcontrast.index.Index, or how to reconnect to its Milvus
+                           collection (index.backend = milvus; never the token)
+      milvus.db            the Milvus Lite data of that collection, when index.backend = milvus and
+                           index.uri = '' (the default)
       export/              SavedModel with the ``embed`` and ``lookup`` signatures
       plots/               training_curves.png, embedding_map.png, neighbors.png, spectrum.png
                            (+ label_efficiency.png, written by ``tfcontrast finetune``)
@@ -45,6 +51,14 @@ class Workdir:
         return self.path("config.json")
 
     @property
+    def contract(self) -> str:
+        return self.path("input_contract.json")
+
+    @property
+    def milvus_lite(self) -> str:
+        return self.path("milvus.db")
+
+    @property
     def checkpoint(self) -> str:
         return self.path("checkpoint")
 
@@ -79,6 +93,12 @@ class Workdir:
     @property
     def semi_supervised(self) -> str:
         return self.path("semi_supervised.json")
+
+
+def require_run(wd: Workdir) -> None:
+    """Raises ``ValueError`` unless ``wd`` holds a run (its ``config.json``); reads nothing else."""
+    if not os.path.exists(wd.config):
+        raise ValueError(f"{wd.root} holds no run (no config.json): train one with `tfcontrast train`.")
 
 
 def atomic_write(path: str, write: Callable[[str], Any], suffix: str = "") -> str:

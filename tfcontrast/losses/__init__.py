@@ -39,6 +39,13 @@ class (a Keras layer)          called on                                   funct
 ``CosFaceLoss``                (labels, embeddings)                        ``cosface_loss``
 =============================  ==========================================  =================================
 
+Every label loss above except the N-pair losses (which take a similarity
+matrix) is also registered by name for ``tfcontrast train``
+(``--config.loss.name=multi_similarity``, ``arcface``, ...; the loss heads
+become ``EmbeddingModel(..., loss_head=...)``), and every loss that compares
+anchors with candidates takes the keys ``xbm_memory_size`` /
+``xbm_warmup_steps`` there (``docs/losses.md``, "Losses by name").
+
 Self-supervised and distillation losses:
 
 =============================  ==========================================  =================================

@@ -26,7 +26,9 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distribute, validation
-from tfcontrast.losses import base, tfsim
+from tfcontrast.fields import Float
+from tfcontrast.losses import base, tfsim, xbm
+from tfcontrast.registry import register_loss
 
 
 def circle_loss(labels, embeddings, distance: str = "cosine", gamma: float = 80.0, margin: float = 0.4) -> tf.Tensor:
@@ -96,3 +98,17 @@ class CircleLoss(base.SimilarityLoss):
     ):
         distance, gamma, margin = _check_arguments(distance, gamma, margin)
         super().__init__(name=name, distance=distance, gamma=gamma, margin=margin, **kwargs)
+
+
+register_loss(
+    "circle",
+    CircleLoss,
+    inputs="labels",
+    summary="circle loss (Sun et al., CVPR 2020), TF Similarity's CircleLoss",
+    fields=xbm.memory_fields({
+        "distance": tfsim.DISTANCE_FIELD,
+        "gamma": Float(doc="scale of the similarities, > 0", within="(0, inf)"),
+        "margin": Float(doc="relaxation margin m (optima: 1 - m positives, m negatives), >= 0", within="[0, inf)"),
+    }),
+    build=xbm.with_memory(CircleLoss),
+)

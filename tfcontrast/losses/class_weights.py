@@ -125,7 +125,11 @@ class ClassWeightLoss(keras.layers.Layer):
 
     Args:
         num_classes: number of classes (>= 2); labels are ids in ``[0, num_classes)``.
-        embedding_dim: width of the embeddings the loss receives.
+        embedding_dim: width of the embeddings the loss receives; ``None``: ``W``
+            is created later, by :meth:`build` with the width of the model's
+            embeddings (``EmbeddingModel(..., loss_head=head)`` does that as it
+            is constructed, inside its strategy scope) or, failing that, on
+            the first call.
         initializer: the initializer of ``W``.
 
     Raises:
@@ -144,18 +148,36 @@ class ClassWeightLoss(keras.layers.Layer):
                     f"got dtype {policy.name!r}."
                 )
         num_classes = check_count(num_classes, "num_classes", 2)
-        embedding_dim = check_count(embedding_dim, "embedding_dim", 1)
+        if embedding_dim is not None:
+            embedding_dim = check_count(embedding_dim, "embedding_dim", 1)
         super().__init__(name=name, dtype="float32", **kwargs)
         self.num_classes = num_classes
-        self.embedding_dim = embedding_dim
+        self.embedding_dim = None
+        self.initializer = initializer
+        if embedding_dim is not None:
+            self.build((None, embedding_dim))
+
+    def build(self, input_shape):
+        """Creates ``W [num_classes, embedding_dim]`` for embeddings of shape ``(batch, embedding_dim)``."""
+        width = check_count(input_shape[-1], "embedding_dim", 1)
         self.class_weights = self.add_weight(
-            name="class_weights", shape=(num_classes, embedding_dim), initializer=initializer, trainable=True
+            name="class_weights", shape=(self.num_classes, width), initializer=self.initializer, trainable=True
         )
+        self.embedding_dim = width
         self.built = True
 
     def __call__(self, labels, embeddings, **kwargs):
         # Keras layers take tensors only as positional inputs; also accept lists and arrays.
-        return super().__call__(tf.convert_to_tensor(labels), tf.convert_to_tensor(embeddings), **kwargs)
+        labels, embeddings = tf.convert_to_tensor(labels), tf.convert_to_tensor(embeddings)
+        if not self.built:
+            if embeddings.shape.rank != 2 or embeddings.shape[-1] is None:
+                raise ValueError(
+                    f"{type(self).__name__} was created without `embedding_dim` and needs embeddings "
+                    f"[batch, dim] of a known width to create its class weights, got shape {embeddings.shape}."
+                )
+            with tf.init_scope():
+                self.build(tuple(embeddings.shape))
+        return super().__call__(labels, embeddings, **kwargs)
 
     def call(self, labels, embeddings):
         raise NotImplementedError
@@ -166,8 +188,8 @@ class ClassWeightLoss(keras.layers.Layer):
 
     @property
     def weight_bytes(self) -> int:
-        """Bytes of ``W`` on each replica (float32), before optimizer slots and the gradient."""
-        return self.num_classes * self.embedding_dim * 4
+        """Bytes of ``W`` on each replica (float32), before optimizer slots and the gradient (0 before it exists)."""
+        return self.num_classes * (self.embedding_dim or 0) * 4
 
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "embedding_dim": self.embedding_dim}

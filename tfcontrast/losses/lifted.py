@@ -31,7 +31,9 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
-from tfcontrast.losses import base, tfsim
+from tfcontrast.fields import Float
+from tfcontrast.losses import base, tfsim, xbm
+from tfcontrast.registry import register_loss
 
 
 def lifted_struct_loss(labels, embeddings, margin: float = 1.0) -> tf.Tensor:
@@ -98,3 +100,15 @@ class LiftedStructLoss(base.SimilarityLoss):
 
     def __init__(self, margin: float = 1.0, name: str = "lifted_struct_loss", **kwargs):
         super().__init__(name=name, margin=validation.check_non_negative(margin, "margin"), **kwargs)
+
+
+register_loss(
+    "lifted_struct",
+    LiftedStructLoss,
+    inputs="labels",
+    summary="lifted structured loss (Oh Song et al., CVPR 2016), TF Addons' LiftedStructLoss",
+    fields=xbm.memory_fields(
+        {"margin": Float(doc="margin m of the negatives' log-sum-exp (L2 distances), >= 0", within="[0, inf)")}
+    ),
+    build=xbm.with_memory(LiftedStructLoss),
+)

@@ -52,7 +52,9 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances, validation
+from tfcontrast.fields import Bool, Float
 from tfcontrast.losses.class_weights import ClassWeightLoss, class_targets, cosine_similarities, mean_cross_entropy
+from tfcontrast.registry import register_loss
 
 
 def arcface_loss(
@@ -141,7 +143,8 @@ class ArcFaceLoss(ClassWeightLoss):
 
     Args:
         num_classes: number of classes (identities, products; >= 2).
-        embedding_dim: width of the embeddings.
+        embedding_dim: width of the embeddings; ``None``: the model's (set when
+            ``EmbeddingModel(..., loss_head=...)`` builds it) or the first call's.
         margin: angular margin ``m`` in radians, ``0 <= m < pi`` (0.5).
         scale: logit scale ``s`` > 0 (64).
         easy_margin: margin only where ``cos theta_y > 0``.
@@ -160,7 +163,7 @@ class ArcFaceLoss(ClassWeightLoss):
     def __init__(
         self,
         num_classes: int,
-        embedding_dim: int,
+        embedding_dim: int | None = None,
         margin: float = 0.5,
         scale: float = 64.0,
         easy_margin: bool = False,
@@ -190,7 +193,8 @@ class CosFaceLoss(ClassWeightLoss):
 
     Args:
         num_classes: number of classes (>= 2).
-        embedding_dim: width of the embeddings.
+        embedding_dim: width of the embeddings; ``None``: the model's (set when
+            ``EmbeddingModel(..., loss_head=...)`` builds it) or the first call's.
         margin: cosine margin ``m`` >= 0 (0.35).
         scale: logit scale ``s`` > 0 (64).
 
@@ -202,7 +206,7 @@ class CosFaceLoss(ClassWeightLoss):
     def __init__(
         self,
         num_classes: int,
-        embedding_dim: int,
+        embedding_dim: int | None = None,
         margin: float = 0.35,
         scale: float = 64.0,
         name: str = "cosface_loss",
@@ -217,3 +221,30 @@ class CosFaceLoss(ClassWeightLoss):
 
     def get_config(self):
         return {**super().get_config(), "margin": self.margin, "scale": self.scale}
+
+
+# By name: loss heads of the `embedding` method, sized by the data's classes and the model's embedding width.
+register_loss(
+    "arcface",
+    ArcFaceLoss,
+    inputs="labels",
+    summary="ArcFace, additive angular margin (Deng et al., CVPR 2019): trainable class weights",
+    fields={
+        "margin": Float(doc="angular margin m in radians, in [0, pi)", within=f"[0, {math.pi})"),
+        "scale": Float(doc="logit scale s of the cosines, > 0", within="(0, inf)"),
+        "easy_margin": Bool(doc="apply the margin only where cos(theta_y) > 0"),
+    },
+    head=True,
+)
+
+register_loss(
+    "cosface",
+    CosFaceLoss,
+    inputs="labels",
+    summary="CosFace, large margin cosine (Wang et al., CVPR 2018): trainable class weights",
+    fields={
+        "margin": Float(doc="cosine margin m, >= 0", within="[0, inf)"),
+        "scale": Float(doc="logit scale s of the cosines, > 0", within="(0, inf)"),
+    },
+    head=True,
+)

@@ -27,11 +27,15 @@ Similarity's value is not finite or not defined:
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 
 from tfcontrast import distribute, validation
-from tfcontrast.losses import base, tfsim
+from tfcontrast.fields import Float
+from tfcontrast.losses import base, tfsim, xbm
+from tfcontrast.registry import register_loss
 
 
 def multisimilarity_loss(
@@ -147,3 +151,24 @@ class MultiSimilarityLoss(base.SimilarityLoss):
         super().__init__(
             name=name, distance=distance, alpha=alpha, beta=beta, epsilon=epsilon, lmda=lmda, center=center, **kwargs
         )
+
+
+def _finite(value) -> str | None:
+    return None if math.isfinite(value) else f"must be finite, got {value!r}"
+
+
+register_loss(
+    "multi_similarity",
+    MultiSimilarityLoss,
+    inputs="labels",
+    summary="multi-similarity loss (Wang et al., CVPR 2019), TF Similarity's MultiSimilarityLoss",
+    fields=xbm.memory_fields({
+        "distance": tfsim.DISTANCE_FIELD,
+        "alpha": Float(doc="weight (scale) of the positive terms, > 0", within="(0, inf)"),
+        "beta": Float(doc="weight (scale) of the negative terms, > 0", within="(0, inf)"),
+        "epsilon": Float(doc="pair mining margin, >= 0", within="[0, inf)"),
+        "lmda": Float(doc="similarity threshold lambda: the loss weighs pairs by d + lmda - center", check=_finite),
+        "center": Float(doc="centre of the distances (1.0 for cosine), see lmda", check=_finite),
+    }),
+    build=xbm.with_memory(MultiSimilarityLoss),
+)

@@ -30,7 +30,7 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
-from tfcontrast.losses import base
+from tfcontrast.losses import base, xbm
 from tfcontrast.fields import Float
 from tfcontrast.registry import register_loss
 
@@ -330,5 +330,6 @@ register_loss(
     SupConLoss,
     inputs="labels",
     summary="supervised contrastive loss, L_out (Khosla et al., NeurIPS 2020)",
-    fields={"temperature": Float(doc="softmax temperature, > 0", within="(0, inf)")},
+    fields=xbm.memory_fields({"temperature": Float(doc="softmax temperature, > 0", within="(0, inf)")}),
+    build=xbm.with_memory(SupConLoss),
 )

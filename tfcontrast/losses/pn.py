@@ -33,7 +33,9 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distribute, validation
-from tfcontrast.losses import base, tfsim
+from tfcontrast.fields import Choice, Float
+from tfcontrast.losses import base, tfsim, xbm
+from tfcontrast.registry import register_loss
 
 POSITIVE_MINING = ("hard", "easy")
 NEGATIVE_MINING = ("hard", "semi-hard", "easy")
@@ -145,3 +147,20 @@ class PNLoss(base.SimilarityLoss):
         arguments = _check_arguments(distance, positive_mining_strategy, negative_mining_strategy, margin)
         names = ("distance", "positive_mining_strategy", "negative_mining_strategy", "margin")
         super().__init__(name=name, **dict(zip(names, arguments)), **kwargs)
+
+
+register_loss(
+    "pn",
+    PNLoss,
+    inputs="labels",
+    summary="PN loss (Ivis, Szubert et al., Scientific Reports 2019), TF Similarity's PNLoss",
+    fields=xbm.memory_fields({
+        "distance": tfsim.DISTANCE_FIELD,
+        "positive_mining_strategy": Choice(POSITIVE_MINING, doc="hard (farthest positive) | easy (nearest positive)"),
+        "negative_mining_strategy": Choice(
+            NEGATIVE_MINING, doc="semi-hard | hard (nearest negative) | easy (farthest negative)"
+        ),
+        "margin": Float(doc="hinge margin, >= 0; None = soft margin log(1 + exp(.))", within="[0, inf)", optional=True),
+    }),
+    build=xbm.with_memory(PNLoss),
+)

@@ -52,6 +52,7 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distribute, validation
+from tfcontrast.fields import Float
 from tfcontrast.losses.class_weights import (
     ClassWeightLoss,
     check_count,
@@ -60,6 +61,7 @@ from tfcontrast.losses.class_weights import (
     mean_cross_entropy,
     nan_unless,
 )
+from tfcontrast.registry import register_loss
 
 
 def proxy_anchor_loss(labels, embeddings, proxies, margin: float = 0.1, alpha: float = 32.0) -> tf.Tensor:
@@ -151,7 +153,8 @@ class ProxyAnchorLoss(_ProxyLoss):
 
     Args:
         num_classes: number of classes (>= 2).
-        embedding_dim: width of the embeddings.
+        embedding_dim: width of the embeddings; ``None``: the model's (set when
+            ``EmbeddingModel(..., loss_head=...)`` builds it) or the first call's.
         margin: ``delta`` (>= 0), 0.1 in the paper.
         alpha: ``alpha`` (> 0), 32 in the paper.
 
@@ -168,7 +171,7 @@ class ProxyAnchorLoss(_ProxyLoss):
     def __init__(
         self,
         num_classes: int,
-        embedding_dim: int,
+        embedding_dim: int | None = None,
         margin: float = 0.1,
         alpha: float = 32.0,
         name: str = "proxy_anchor_loss",
@@ -199,7 +202,8 @@ class ProxyNCALoss(_ProxyLoss):
 
     Args:
         num_classes: number of classes (>= 2).
-        embedding_dim: width of the embeddings.
+        embedding_dim: width of the embeddings; ``None``: the model's (set when
+            ``EmbeddingModel(..., loss_head=...)`` builds it) or the first call's.
         temperature: ``T`` > 0; 1/9 (ProxyNCA++) by default, 1 is the paper's unscaled distance.
 
     Example:
@@ -210,7 +214,7 @@ class ProxyNCALoss(_ProxyLoss):
     def __init__(
         self,
         num_classes: int,
-        embedding_dim: int,
+        embedding_dim: int | None = None,
         temperature: float = 1.0 / 9.0,
         name: str = "proxy_nca_loss",
         **kwargs,
@@ -225,3 +229,25 @@ class ProxyNCALoss(_ProxyLoss):
     def get_config(self):
         return {**super().get_config(), "temperature": self.temperature}
 
+
+# By name: a loss head of the `embedding` method, sized by the data's classes and the model's embedding width.
+register_loss(
+    "proxy_anchor",
+    ProxyAnchorLoss,
+    inputs="labels",
+    summary="Proxy-Anchor loss (Kim et al., CVPR 2020): one trainable proxy per class",
+    fields={
+        "margin": Float(doc="margin delta on the cosine to the proxies, >= 0", within="[0, inf)"),
+        "alpha": Float(doc="scale alpha of the cosines, > 0", within="(0, inf)"),
+    },
+    head=True,
+)
+
+register_loss(
+    "proxy_nca",
+    ProxyNCALoss,
+    inputs="labels",
+    summary="ProxyNCA loss (Movshovitz-Attias et al., ICCV 2017), ProxyNCA++ form: one trainable proxy per class",
+    fields={"temperature": Float(doc="temperature T of the softmax over -||x - p||^2 / T, > 0", within="(0, inf)")},
+    head=True,
+)

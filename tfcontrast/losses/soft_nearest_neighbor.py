@@ -27,7 +27,9 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distribute, validation
-from tfcontrast.losses import base, tfsim
+from tfcontrast.fields import Float
+from tfcontrast.losses import base, tfsim, xbm
+from tfcontrast.registry import register_loss
 
 EPS = 1e-9  # TF Similarity's floor inside the log
 
@@ -107,3 +109,16 @@ class SoftNearestNeighborLoss(base.SimilarityLoss):
     def __init__(self, distance: str = "sql2", temperature: float = 1.0, name: str = "soft_nearest_neighbor_loss", **kwargs):
         distance, temperature = _check_arguments(distance, temperature)
         super().__init__(name=name, distance=distance, temperature=temperature, **kwargs)
+
+
+register_loss(
+    "soft_nearest_neighbor",
+    SoftNearestNeighborLoss,
+    inputs="labels",
+    summary="soft nearest neighbour loss (Frosst et al., ICML 2019), TF Similarity's SoftNearestNeighborLoss",
+    fields=xbm.memory_fields({
+        "distance": tfsim.DISTANCE_FIELD,
+        "temperature": Float(doc="temperature T of exp(-d / T), > 0", within="(0, inf)"),
+    }),
+    build=xbm.with_memory(SoftNearestNeighborLoss),
+)

@@ -75,7 +75,7 @@ def _logsumexp_over_samples(logits: tf.Tensor, queue: tf.Tensor | None) -> tf.Te
     return shift + tf.math.log(total)
 
 
-def sinkhorn(scores, epsilon: float = 0.05, iterations: int = 3, queue_scores=None) -> tf.Tensor:
+def sinkhorn(scores, epsilon: float = 0.05, iterations: int = 3, queue_scores=None, queue_mask=None) -> tf.Tensor:
     """SwAV's equipartitioned codes of ``scores`` by Sinkhorn-Knopp over the global batch.
 
     Args:
@@ -87,6 +87,8 @@ def sinkhorn(scores, epsilon: float = 0.05, iterations: int = 3, queue_scores=No
             holds *identically* (SwAV's feature queue for small batches): they
             join the transport problem once (not once per replica), so B =
             global batch + q, and get no codes back.
+        queue_mask: optional ``[q]`` booleans: only the queue rows marked True
+            take part (a queue still filling up); B counts only them.
 
     Returns:
         ``[b, K]`` float32 codes (rows sum to 1): ``B * Q^T`` in the notation
@@ -106,9 +108,16 @@ def sinkhorn(scores, epsilon: float = 0.05, iterations: int = 3, queue_scores=No
     if queue_scores is not None:
         queue = tf.cast(tf.stop_gradient(_check_scores(queue_scores, "queue_scores")), logits.dtype) / epsilon
         validation.check_same_dim(logits, queue, 1, ("scores", "queue_scores"))
+    if queue_mask is not None:
+        if queue is None:
+            raise ValueError("`queue_mask` needs `queue_scores`.")
+        queue_mask = tf.convert_to_tensor(queue_mask, tf.bool)
+        validation.check_rank(queue_mask, 1, "queue_mask")
+        validation.check_same_dim(queue, queue_mask[:, None], 0, ("queue_scores", "queue_mask"))
     total = distribute.global_count(logits)
     if queue is not None:
-        total += tf.cast(tf.shape(queue)[0], total.dtype)
+        rows = tf.shape(queue)[0] if queue_mask is None else tf.reduce_sum(tf.cast(queue_mask, tf.int32))
+        total += tf.cast(rows, total.dtype)
     log_prototypes = tf.math.log(tf.cast(tf.shape(logits)[1], logits.dtype))
     log_total = tf.math.log(tf.cast(total, logits.dtype))
 
@@ -119,6 +128,8 @@ def sinkhorn(scores, epsilon: float = 0.05, iterations: int = 3, queue_scores=No
     v_queue = None if queue is None else tf.zeros_like(queue[:, 0])
     for step in range(iterations):
         shifted_queue = None if queue is None else queue + v_queue[:, None]
+        if queue_mask is not None:  # rows left out add exp(-inf) = 0 to the prototypes' sums
+            shifted_queue = tf.where(queue_mask[:, None], shifted_queue, tf.constant(-float("inf"), queue.dtype))
         u = -log_prototypes - _logsumexp_over_samples(logits + v[:, None], shifted_queue)  # prototypes to 1/K
         if step < iterations - 1:
             v = column_potential(logits, u)
@@ -196,13 +207,25 @@ def swav_loss(
             f"got {len(queue_scores)}."
         )
 
+    codes = [sinkhorn(scores[crop], epsilon, sinkhorn_iterations, queue) for crop, queue in zip(code_crops, queue_scores)]
+    return swapped_prediction(scores, codes, temperature, code_crops)
+
+
+def swapped_prediction(scores: Sequence, codes: Sequence, temperature: float, code_crops: Sequence[int]) -> tf.Tensor:
+    """The loss of :func:`swav_loss` given the codes: mean over (c, v != c) of ``-mean_b sum_k q_c log p_v``.
+
+    For a model that computes the codes itself (to log them, or with a queue
+    that fills up, :func:`sinkhorn`'s ``queue_mask``). No checks: ``scores``
+    are V float32 ``[b, K]`` tensors, ``codes`` one ``[b, K]`` tensor per
+    entry of ``code_crops``, ``temperature > 0``. Under a strategy this
+    replica's share of the global mean.
+    """
     log_predictions = [tf.nn.log_softmax(s / temperature, axis=1) for s in scores]
     total, pairs = 0.0, 0
-    for crop, queue in zip(code_crops, queue_scores):
-        codes = sinkhorn(scores[crop], epsilon, sinkhorn_iterations, queue)
+    for crop, q in zip(code_crops, codes):
         for other, log_p in enumerate(log_predictions):
             if other != crop:
-                total += -tf.reduce_sum(codes * log_p)
+                total += -tf.reduce_sum(q * log_p)
                 pairs += 1
     return distribute.replica_share(total, pairs * tf.shape(scores[0])[0])
 

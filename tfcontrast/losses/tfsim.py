@@ -38,6 +38,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from tfcontrast import distances
+from tfcontrast.fields import Choice
 
 # TF Similarity's names for the three distances its losses use, and their aliases.
 DISTANCES = {
@@ -49,6 +50,12 @@ DISTANCES = {
     "sqeuclidean": "sql2",
     "squared_euclidean": "sql2",
 }
+
+NAMES = ("cosine", "l2", "sql2")
+"""The canonical names (what a config's ``distance`` key takes)."""
+
+DISTANCE_FIELD = Choice(NAMES, doc="cosine = max(1 - <a, b>, 0) of unit embeddings | l2 | sql2 (TF Similarity's names)")
+"""The ``distance`` key of the drop-ins' registered ``loss`` sections (default: each constructor's)."""
 
 _FILL = 1e-6  # TF Similarity's offset for the fill of an empty mask
 

@@ -38,7 +38,7 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distances, distribute, validation
-from tfcontrast.losses import base
+from tfcontrast.losses import base, xbm
 from tfcontrast.fields import Bool, Choice, Float
 from tfcontrast.registry import register_loss
 
@@ -259,12 +259,13 @@ register_loss(
     TripletLoss,
     inputs="labels",
     summary="triplet margin loss with in-batch mining (Schroff et al., FaceNet, CVPR 2015)",
-    fields={
+    fields=xbm.memory_fields({
         "margin": Float(doc="triplet margin, >= 0 (unused when soft)", within="[0, inf)"),
         "mining": Choice(MINING, doc="semi-hard | hard | all: which negatives (and positives) of the batch count"),
         "distance": Choice(distances.METRICS, doc="euclidean | sqeuclidean | cosine | inner_product"),
         "soft": Bool(doc="soft margin log(1 + exp(d_ap - d_an)) instead of the hinge"),
-    },
+    }),
+    build=xbm.with_memory(TripletLoss),
 )
 
 

@@ -36,6 +36,17 @@ a static shape, so the train step compiles with XLA; it stores the global batch
 under a strategy (TF Similarity: each replica its own); when the global batch
 is larger than ``memory_size`` the candidates are the whole batch (TF
 Similarity truncates the batch itself).
+
+**By name** (``tfcontrast train``): XBM is not a loss of its own in the
+config but two keys of the ``loss`` section of every registered loss that can
+take extra candidates (:data:`MEMORY_FIELDS`, added by :func:`memory_fields`
+and built by :func:`with_memory` in each loss's registration)::
+
+    tfcontrast train --config triplet_digits --config.loss.name=multi_similarity \\
+        --config.loss.xbm_memory_size=1024 --config.loss.xbm_warmup_steps=100
+
+``xbm_memory_size=0`` (the default) trains the plain loss. The inner loss keeps
+its own keys, so no second namespace is needed.
 """
 
 from __future__ import annotations
@@ -46,6 +57,7 @@ import keras
 import tensorflow as tf
 
 from tfcontrast import distribute
+from tfcontrast.fields import Int
 from tfcontrast.losses import base
 
 
@@ -199,3 +211,30 @@ def _check_count(value, name: str, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"`{name}` must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+MEMORY_FIELDS = {
+    "xbm_memory_size": Int(
+        0, "cross-batch memory (XBM, Wang et al. CVPR 2020): recent embeddings kept as extra candidates; 0 = none",
+        min=0,
+    ),
+    "xbm_warmup_steps": Int(0, "XBM: training steps before the memory is read and filled (unused without it)", min=0),
+}
+"""The ``loss`` keys that put a registered loss inside :class:`XBM` (see the module docstring)."""
+
+
+def memory_fields(fields: dict) -> dict:
+    """``fields`` of a loss that compares anchors with candidates, plus :data:`MEMORY_FIELDS`."""
+    return {**fields, **MEMORY_FIELDS}
+
+
+def with_memory(loss_class: type):
+    """A ``register_loss`` builder: ``loss_class(**section)``, inside :class:`XBM` when ``xbm_memory_size > 0``."""
+
+    def build(section, context=None):
+        section = dict(section)
+        memory_size, warmup_steps = (section.pop(key, 0) for key in MEMORY_FIELDS)
+        loss = loss_class(**section)
+        return XBM(loss, memory_size, warmup_steps) if memory_size else loss
+
+    return build

@@ -5,10 +5,11 @@ from tfcontrast.models.distill import Distiller
 from tfcontrast.models.finetune import FineTuner
 from tfcontrast.models.normalization import BatchNormalization, fuse_batch_norm
 from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
-from tfcontrast.models.ssl import BYOL, DirectPred, SimCLR, SimSiam
+from tfcontrast.models.ssl import BYOL, BarlowTwins, DirectPred, SimCLR, SimSiam, SwAV, VICReg
 
 __all__ = [
     "BYOL",
+    "BarlowTwins",
     "BatchNormalization",
     "DirectPred",
     "Distiller",
@@ -17,6 +18,8 @@ __all__ = [
     "SiameseNetwork",
     "SimCLR",
     "SimSiam",
+    "SwAV",
+    "VICReg",
     "encoders",
     "fuse_batch_norm",
     "heads",

@@ -11,6 +11,8 @@
   no max-pool (the variant SimCLR uses on CIFAR-10: a 32x32 input keeps a 4x4
   map in the last stage); ``stem="imagenet"`` is the original 7x7 stride-2
   convolution + 3x3 stride-2 max-pool.
+* :func:`any_resolution`: the same network (same weights) on inputs of any
+  height and width, for multi-crop views of several sizes.
 
 Written in plain Keras 3 (keras-cv's ``ResNetBackbone`` only has the ImageNet
 stem, which shrinks a 32x32 input to 1x1, and its presets download weights).
@@ -131,3 +133,45 @@ def resnet18(
         for block in range(2):
             h = _basic_block(h, filters, strides=2 if stage > 0 and block == 0 else 1)
     return keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(h), name=name)
+
+
+def any_resolution(encoder: keras.Model) -> keras.Model:
+    """A copy of a functional image encoder that accepts any height and width, with the same weights.
+
+    Multi-crop (:class:`tfcontrast.augment.MultiCropAugmentation`) feeds views
+    of two sizes to one encoder; a Keras model built on ``keras.Input((8, 8,
+    1))`` refuses the small ones. The copy is built on ``keras.Input((None,
+    None, channels))``, layer for layer (:func:`keras.models.clone_model`),
+    and its weights are set to the encoder's, so on the original size it
+    computes exactly what the encoder computes. A network that needs its input
+    size (a ``Flatten`` before a ``Dense``, as :func:`mlp_encoder`) cannot be
+    copied and raises.
+
+    Args:
+        encoder: a functional or sequential Keras model on ``[batch, h, w, c]`` images.
+
+    Returns:
+        The copy (the encoder itself when its height and width are already free).
+
+    Raises:
+        ValueError: not a single-input image model, or a network whose layers need a fixed input size.
+
+    Example:
+        >>> flexible = any_resolution(digits_cnn((8, 8, 1), features=16, width=4))
+        >>> flexible(keras.ops.zeros([2, 4, 4, 1])).shape
+        (2, 16)
+    """
+    shape = getattr(encoder, "input_shape", None) if isinstance(encoder, keras.Model) else None
+    if not isinstance(shape, tuple) or len(shape) != 4:
+        raise ValueError(f"`encoder` must be a Keras model on [batch, height, width, channels] images, got input shape {shape}.")
+    if shape[1] is None and shape[2] is None:
+        return encoder
+    try:
+        clone = keras.models.clone_model(encoder, input_tensors=keras.Input((None, None, shape[3])))
+    except (ValueError, TypeError) as err:
+        raise ValueError(
+            f"{encoder.name!r} cannot run on images of another size than {shape[1:3]} ({err}); multi-crop needs a "
+            "network that pools over space (convolutions + global pooling), or crops of one size."
+        ) from None
+    clone.set_weights(encoder.get_weights())
+    return clone

@@ -300,7 +300,8 @@ class EmbeddingModel(_SimilarityModel):
             training metrics (the loss uses its own).
         loss_head: ``None`` or a loss layer with trainable class weights,
             called as ``loss_head(labels, embeddings)``; its ``embedding_dim``
-            must be the model's embedding width.
+            must be the model's embedding width, or ``None``: the model then
+            builds the head for its width (inside the current strategy scope).
 
     The ``pos_dist`` / ``neg_dist`` metrics average the distances between
     every anchor of the batch and every other example of the same / another
@@ -437,6 +438,8 @@ def _check_loss_head(head, width: int):
             "`loss_head` must be a Keras layer called as head(labels, embeddings), such as "
             f"tfcontrast.losses.ArcFaceLoss(num_classes, embedding_dim); got {type(head).__name__}."
         )
+    if getattr(head, "embedding_dim", 0) is None and not head.built:
+        head.build((None, width))  # a head created without a width (ArcFaceLoss(num_classes)) takes the model's
     strategy = tf.distribute.get_strategy()
     if any(not strategy.extended.variable_created_in_scope(getattr(v, "value", v)) for v in head.weights):
         raise ValueError(

@@ -64,3 +64,20 @@ def test_global_over_two_replicas(two_replicas, rng):
     for std, rank in zip(two_replicas.experimental_local_results(stds), two_replicas.experimental_local_results(ranks)):
         assert float(std) == pytest.approx(reference_projection_std(z), rel=1e-5)
         assert float(rank) == pytest.approx(reference_effective_rank(z), rel=1e-3)
+
+
+def test_assignment_entropy_hand_values_and_over_two_replicas(two_replicas):
+    k = 4
+    even = np.eye(k, dtype=np.float32)[np.arange(12) % k] * 0.7 + 0.05  # argmax cycles over the 4 prototypes
+    assert float(collapse.assignment_entropy(even)) == pytest.approx(np.log(k), rel=1e-6)
+    one = np.tile(np.array([[0.1, 0.6, 0.2, 0.1]], np.float32), (12, 1))
+    assert float(collapse.assignment_entropy(one)) == pytest.approx(0.0, abs=1e-7)
+    halves = np.eye(k, dtype=np.float32)[[0] * 9 + [1] * 3]
+    want = -(0.75 * np.log(0.75) + 0.25 * np.log(0.25))
+    assert float(collapse.assignment_entropy(halves)) == pytest.approx(want, rel=1e-6)
+    # the first replica holds only prototype 0, the second only prototype 1: the global usage is 1/2, 1/2
+    split = np.eye(k, dtype=np.float32)[[0] * 6 + [1] * 6]
+    dataset = two_replicas.experimental_distribute_dataset(tf.data.Dataset.from_tensors(split).unbatch().batch(12))
+    result = two_replicas.run(tf.function(collapse.assignment_entropy), args=(next(iter(dataset)),))
+    for value in two_replicas.experimental_local_results(result):
+        assert float(value) == pytest.approx(np.log(2), rel=1e-6)

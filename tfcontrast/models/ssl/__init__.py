@@ -1,16 +1,24 @@
-"""Self-supervised two-view methods trained with plain ``model.fit``.
+"""Self-supervised multi-view methods trained with plain ``model.fit``.
 
-All share :class:`TwoViewModel` (views, one encoder pass, the step, collapse
-metrics); BYOL and DirectPred share the EMA targets of :class:`MomentumModel`;
-DirectPred is BYOL plus a predictor rule. Each method registers itself
+All share :class:`TwoViewModel` (views, one encoder pass per resolution, the
+step, collapse metrics); BYOL and DirectPred share the EMA targets of
+:class:`MomentumModel`; DirectPred is BYOL plus a predictor rule; Barlow Twins
+and VICReg share :class:`ProjectionLossModel` (a projector and a loss of the
+two projections); SwAV is defined on any number of views (multi-crop). Each method registers itself
 (:mod:`tfcontrast.registry`) in its own module.
 """
 
-from tfcontrast.models.ssl.base import TwoViewModel
+from tfcontrast.models.ssl.barlow_twins import BarlowTwins
+from tfcontrast.models.ssl.base import ProjectionLossModel, TwoViewModel
 from tfcontrast.models.ssl.byol import BYOL
 from tfcontrast.models.ssl.directpred import DirectPred
 from tfcontrast.models.ssl.momentum import MomentumModel
 from tfcontrast.models.ssl.simclr import SimCLR
 from tfcontrast.models.ssl.simsiam import SimSiam
+from tfcontrast.models.ssl.swav import SwAV
+from tfcontrast.models.ssl.vicreg import VICReg
 
-__all__ = ["BYOL", "DirectPred", "MomentumModel", "SimCLR", "SimSiam", "TwoViewModel"]
+__all__ = [
+    "BYOL", "BarlowTwins", "DirectPred", "MomentumModel", "ProjectionLossModel", "SimCLR", "SimSiam", "SwAV",
+    "TwoViewModel", "VICReg",
+]

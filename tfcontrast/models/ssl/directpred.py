@@ -27,6 +27,7 @@ import tensorflow as tf
 
 from tfcontrast import distribute, validation
 from tfcontrast.fields import Choice, Float, Int
+from tfcontrast.linalg import symmetric_eigh
 from tfcontrast.models.heads import linear_predictor
 from tfcontrast.models.ssl.byol import BYOL, BYOL_FIELDS
 from tfcontrast.models.ssl.momentum import scheduled_builder
@@ -36,9 +37,13 @@ VARIANTS = ("directpred", "directcopy")
 
 
 def directpred_predictor(correlation: tf.Tensor, eps: float) -> tf.Tensor:
-    """``U diag(sqrt(max(s, 0) / max s) + eps) U^T`` for ``F = U diag(s) U^T``; all zero F gives ``eps I``."""
-    f = tf.cast(correlation, tf.float32)
-    s, u = tf.linalg.eigh(0.5 * (f + tf.transpose(f)))
+    """``U diag(sqrt(max(s, 0) / max s) + eps) U^T`` for ``F = U diag(s) U^T``; all zero F gives ``eps I``.
+
+    A non-finite F (NaN projections, e.g. from a NaN pixel) gives a NaN kernel:
+    the loss turns NaN and :class:`tfcontrast.callbacks.TerminateOnNonFinite`
+    names the step, instead of ``eigh`` failing inside the step.
+    """
+    s, u = symmetric_eigh(tf.cast(correlation, tf.float32))  # NaN, not an error, for a non-finite F
     s = tf.maximum(s, 0.0)
     p = tf.sqrt(tf.math.divide_no_nan(s, tf.reduce_max(s))) + eps
     return tf.matmul(u * p[None, :], u, transpose_b=True)
