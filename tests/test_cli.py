@@ -316,7 +316,7 @@ def test_usage_errors(tmp_path):
     missing = tfcontrast("train", "--config", str(tmp_path / "nope.py"), "--workdir", str(tmp_path / "w"), check=False)
     assert missing.returncode == 2 and "Traceback" not in missing.stderr
     assert f"--config: no config file at '{tmp_path / 'nope.py'}'" in missing.stderr
-    with pytest.raises(cli.UsageError, match="expected one command of train, evaluate, lookup, index, configs, got nothing"):
+    with pytest.raises(cli.UsageError, match="expected one command of train, evaluate, lookup, index, finetune, configs, got nothing"):
         cli._command(["tfcontrast"])
     with pytest.raises(cli.UsageError, match="got fit"):
         cli._command(["tfcontrast", "fit"])

@@ -90,6 +90,20 @@ def test_training_curves_name_the_method_label_the_axes_and_draw_the_healthy_ban
         plt.close(fig)
 
 
+def test_label_efficiency_draws_every_classifier(tmp_path):
+    def point(k, mean):
+        return (k, {"mean": mean, "std": 0.01, "min": mean - 0.02, "max": mean + 0.01})
+
+    curves = {
+        "supervised": [point(1, 0.2), point(2, 0.35), point(10, 0.8)],
+        "fine_tuned": [point(1, 0.75), point(2, 0.85), point(10, 0.95)],
+    }
+    one = read_png(plots.label_efficiency({"supervised": curves["supervised"]}, tmp_path / "one.png"))
+    two = read_png(plots.label_efficiency(curves, tmp_path / "two.png", labels={"fine_tuned": "fine-tuned"}, title="t"))
+    assert two.std() > 0.01 and one.shape == two.shape
+    assert np.abs(two - one).sum() > 0  # the second line (and its legend entry) is drawn
+
+
 def test_writes_atomically_and_leaves_no_temporary_files(tmp_path):
     plots.singular_value_spectrum(np.eye(5), tmp_path / "s.png")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.png"]
@@ -102,6 +116,11 @@ def test_writes_atomically_and_leaves_no_temporary_files(tmp_path):
         (lambda p: plots.embedding_map(np.ones((4, 2)), [0, 1], p), "2 entries for 4 rows"),
         (lambda p: plots.embedding_map(np.ones((4, 2)), [0] * 4, p, method="umap"), "method"),
         (lambda p: plots.singular_value_spectrum(np.array([[np.nan, 1.0], [1.0, 2.0]]), p), "NaN"),
+        (lambda p: plots.label_efficiency({}, p), "curves"),
+        (lambda p: plots.label_efficiency({"a": []}, p), "curves"),
+        (lambda p: plots.label_efficiency({"a": [(1, {"mean": np.nan, "min": 0.1, "max": 0.2})]}, p), "finite"),
+        (lambda p: plots.label_efficiency({"a": [(1, {"mean": 0.5, "min": 0.6, "max": 0.7})]}, p), "min <= mean <= max"),
+        (lambda p: plots.label_efficiency({"a": [(0, {"mean": 0.5, "min": 0.5, "max": 0.5})]}, p), "labels per class"),
         (lambda p: plots.neighbor_grid(np.ones((2, 8, 8)), [0, 1], np.ones((3, 1, 8, 8)), [[0], [1], [2]], p), "neighbor_images"),
         (lambda p: plots.neighbor_grid(np.ones((2, 8, 8, 2)), [0, 1], np.ones((2, 1, 8, 8, 2)), [[0], [1]], p), "query_images"),
     ],

@@ -6,6 +6,7 @@ Usage::
     tfcontrast evaluate --workdir runs/<name>
     tfcontrast lookup --workdir runs/<name> --query FILE [--k 5] [--raw] [--index DIR]
     tfcontrast index --workdir runs/<name> --images DIR_OR_GLOB --to DIR_OR_MILVUS_URI [--shard i/n] [--batch-size N]
+    tfcontrast finetune --workdir runs/<name> [--labels-per-class 1,2,5,10] [--seeds 0,1,2] [--distill] [recipe options]
     tfcontrast configs [show NAME]
     tfcontrast [COMMAND] --help | --version
 
@@ -25,6 +26,12 @@ Usage::
 * ``index`` embeds a folder (or glob) of images with the run's model into a
   faiss index folder or a Milvus collection, streaming, resumable, sharded
   (:mod:`tfcontrast.jobs.indexes`).
+* ``finetune`` measures the label-efficiency curve of a finished run: for
+  each budget of labels per class and each subset seed, a supervised network
+  trained from scratch, a linear probe, the fine-tuned network and (with
+  ``--distill``) its self-distilled student, scored on the test split; writes
+  ``semi_supervised.json`` and ``plots/label_efficiency.png``
+  (:mod:`tfcontrast.jobs.finetuning`; the recipe options are the fields of its ``Recipe``).
 * ``configs`` lists the packaged configs, one line each; ``configs show NAME``
   prints one, to copy and edit (:mod:`tfcontrast.packaged_configs`).
 
@@ -54,12 +61,13 @@ from absl import app, flags, logging
 from tfcontrast import config as config_lib
 from tfcontrast.version import __version__
 
-COMMANDS = ("train", "evaluate", "lookup", "index", "configs")
+COMMANDS = ("train", "evaluate", "lookup", "index", "finetune", "configs")
 SUMMARIES = {
     "train": "train (or continue) a run, then evaluate and export it",
     "evaluate": "re-score a trained run; rewrite its index, export, plots and summary.json",
     "lookup": "print the nearest training examples of an image or .npy query",
     "index": "embed a folder or glob of images into a faiss folder or a Milvus collection",
+    "finetune": "label-efficiency curve of a run: supervised, linear probe, fine-tuned, distilled vs labels per class",
     "configs": "list the packaged configs; `configs show NAME` prints one to copy and edit",
 }
 USAGES = {
@@ -70,17 +78,31 @@ USAGES = {
         "tfcontrast index --workdir runs/<name> --images DIR_OR_GLOB --to DIR_OR_MILVUS_URI "
         "[--collection NAME] [--shard i/n] [--batch-size N] [--restart]"
     ),
+    "finetune": (
+        "tfcontrast finetune --workdir runs/<name> [--labels-per-class 1,2,5,10] [--seeds 0,1,2] [--distill] "
+        "[--from-layer 1] [--steps 300] [--lr 0.001] ... (tfcontrast finetune --help)"
+    ),
     "configs": "tfcontrast configs [show NAME]",
 }
+# The recipe options of `finetune`: the fields of tfcontrast.jobs.finetuning.Recipe, flag = field name
+# (`batch_size` is shared with `index`; a recipe option not given takes the Recipe's default).
+RECIPE_FLAGS = (
+    "from_layer", "steps", "batch_size", "lr", "encoder_lr_multiplier", "batchnorm", "max_shift", "max_degrees",
+    "distill_steps", "distill_batch_size", "distill_lr", "temperature", "alpha",
+)
 # The flags each command reads (others given to it are refused).
 COMMAND_FLAGS = {
     "train": ("config", "workdir"),
     "evaluate": ("workdir",),
     "lookup": ("workdir", "query", "k", "raw", "index"),
     "index": ("workdir", "images", "to", "collection", "shard", "batch_size", "restart"),
+    "finetune": ("workdir", "labels_per_class", "seeds", "distill", *RECIPE_FLAGS),
     "configs": (),
 }
-OWN_FLAGS = ("config", "workdir", "query", "k", "raw", "index", "images", "to", "collection", "shard", "batch_size", "restart")
+OWN_FLAGS = tuple(dict.fromkeys(
+    ("config", "workdir", "query", "k", "raw", "index", "images", "to", "collection", "shard", "batch_size", "restart")
+    + COMMAND_FLAGS["finetune"]
+))
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -111,8 +133,27 @@ flags.DEFINE_string(
     "ignored for a faiss folder.",
 )
 flags.DEFINE_string("shard", None, "index: i/n embeds every n-th image starting at the i-th (n processes, one each).")
-flags.DEFINE_integer("batch_size", 256, "index: images embedded and written together.", lower_bound=1)
+flags.DEFINE_integer(
+    "batch_size", 256, "index: images embedded and written together; finetune: labelled images per step "
+    "(at most the subset; default there 64).", lower_bound=1,
+)
 flags.DEFINE_boolean("restart", False, "index: start over instead of resuming the build checkpointed at the destination.")
+# finetune (defaults: tfcontrast.jobs.finetuning.finetune and its Recipe; tests/test_cli_finetune.py keeps them equal)
+flags.DEFINE_list("labels_per_class", ["1", "2", "5", "10"], "finetune: labelled budgets, in labels per class.")
+flags.DEFINE_list("seeds", ["0", "1", "2"], "finetune: seeds of the labelled subsets (each point: mean and spread over them).")
+flags.DEFINE_boolean("distill", False, "finetune: also self-distil every fine-tuned network on the unlabelled images.")
+flags.DEFINE_integer("from_layer", 1, "finetune: projection-head layers kept under the classifier (0: the encoder's features).")
+flags.DEFINE_integer("steps", 300, "finetune: optimizer steps of fine-tuning (also of the probe and the supervised network).")
+flags.DEFINE_float("lr", 1e-3, "finetune: Adam learning rate of the classifier.")
+flags.DEFINE_float("encoder_lr_multiplier", 0.1, "finetune: the pretrained layers learn at this times --lr.")
+flags.DEFINE_enum("batchnorm", "batch", ["frozen", "batch"], "finetune: pretrained BatchNorm in inference mode (frozen) or on batch statistics.")
+flags.DEFINE_integer("max_shift", 2, "finetune: labelled images are shifted up to this many pixels per axis.")
+flags.DEFINE_float("max_degrees", 10.0, "finetune: ... and rotated up to this many degrees.")
+flags.DEFINE_integer("distill_steps", 500, "finetune: optimizer steps of distillation.")
+flags.DEFINE_integer("distill_batch_size", 128, "finetune: images per distillation step (labelled or not).")
+flags.DEFINE_float("distill_lr", 1e-3, "finetune: Adam learning rate of the student.")
+flags.DEFINE_float("temperature", 1.0, "finetune: temperature of the teacher's soft labels.")
+flags.DEFINE_float("alpha", 0.0, "finetune: weight of the supervised loss on the labelled images during distillation.")
 flags.DEFINE_boolean("version", False, "print the version and exit.")
 
 HELP_ARGS = ("-h", "--help", "-help", "-?", "--helpshort", "-helpshort")
@@ -161,6 +202,8 @@ def main(args) -> int:
             from tfcontrast.jobs import kinds
 
             print(kinds.lookup(workdir, query, FLAGS.k, raw=FLAGS.raw, index=FLAGS.index))
+        elif command == "finetune":
+            _finetune(_workdir("finetune"))
         else:
             workdir, images, to = _workdir("index"), _required("images", "index"), _required("to", "index")
             shard = _shard(FLAGS.shard)
@@ -258,6 +301,23 @@ def _configs(arguments) -> str:
         "packaged configs (tfcontrast train --config NAME; tfcontrast configs show NAME prints one):\n"
         + packaged_configs.listing()
     )
+
+
+def _finetune(workdir: str) -> None:
+    from tfcontrast.jobs import finetuning
+
+    def ints(name, low):
+        try:
+            return finetuning.distinct_ints([int(v) for v in FLAGS[name].value], name, low)
+        except ValueError:
+            flag = "--" + name.replace("_", "-")
+            raise UsageError(f"{flag} takes distinct ints >= {low}, comma-separated, got {','.join(FLAGS[name].value)!r}") from None
+
+    try:  # the options given; the Recipe's defaults for the others
+        recipe = finetuning.Recipe(**{key: FLAGS[key].value for key in RECIPE_FLAGS if FLAGS[key].present})
+    except ValueError as err:
+        raise UsageError(re.sub(r"`(\w+)`", lambda m: "--" + m.group(1).replace("_", "-"), f"finetune: {err}")) from None
+    finetuning.finetune(workdir, ints("labels_per_class", 1), ints("seeds", 0), distill=FLAGS.distill, recipe=recipe)
 
 
 def _required(name: str, command: str) -> str:

@@ -21,6 +21,8 @@ figure without saving it (to embed in a notebook, or to inspect).
   (Jing et al., "Understanding Dimensional Collapse in Contrastive
   Self-supervised Learning", ICLR 2022): a collapsed embedding has a spectrum
   that drops to ~0 after a few dimensions.
+* :func:`label_efficiency`: test accuracy against labels per class, one line
+  per classifier, the mean with the spread over subset seeds as error bars.
 """
 
 from __future__ import annotations
@@ -231,6 +233,55 @@ def singular_value_spectrum(embeddings, path: str, title: str | None = None) -> 
     ax.set_ylabel("sigma_k / sigma_1")
     ax.set_title(title or "embedding spectrum (collapse shows as a cliff)")
     ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def label_efficiency(
+    curves: Mapping[str, Sequence[tuple[float, Mapping[str, float]]]],
+    path: str,
+    labels: Mapping[str, str] | None = None,
+    title: str | None = None,
+) -> str:
+    """Test accuracy against labels per class (log x axis), one line per classifier.
+
+    Args:
+        curves: ``{classifier: [(labels per class, {"mean", "std", "min", "max"}), ...]}``:
+            the line goes through the means; the error bars span ``min`` to ``max``.
+        path: the PNG to write.
+        labels: legend text of each classifier (default: its key).
+        title: the plot's title.
+    """
+    if not curves or any(not points for points in curves.values()):
+        raise ValueError("`curves` must hold at least one classifier with at least one point.")
+    for name, points in curves.items():
+        for k, stats in points:
+            low, mean, high = (stats.get(key) for key in ("min", "mean", "max"))
+            if not np.isfinite([k, low, mean, high]).all():
+                raise ValueError(f"`curves[{name!r}]` holds a point that is not finite: {k!r}, {dict(stats)!r}.")
+            if k <= 0:
+                raise ValueError(f"`curves[{name!r}]`: labels per class must be > 0 (log axis), got {k!r}.")
+            if not low <= mean <= high:
+                raise ValueError(f"`curves[{name!r}]` at {k!r}: needs min <= mean <= max, got {dict(stats)!r}.")
+    labels = labels or {}
+    fig, ax = plt.subplots(figsize=(6, 4))
+    budgets = sorted({float(k) for points in curves.values() for k, _ in points})
+    for name, points in curves.items():
+        points = sorted(points, key=lambda p: p[0])
+        k = np.asarray([p[0] for p in points], dtype=float)
+        mean = np.asarray([p[1]["mean"] for p in points], dtype=float)
+        low = mean - np.asarray([p[1]["min"] for p in points], dtype=float)
+        high = np.asarray([p[1]["max"] for p in points], dtype=float) - mean
+        ax.errorbar(k, mean, yerr=[low, high], marker="o", markersize=4, capsize=3, label=labels.get(name, name))
+    ax.set_xscale("log")
+    ax.set_xticks(budgets)
+    ax.set_xticklabels([f"{b:g}" for b in budgets])
+    ax.minorticks_off()
+    ax.set_xlabel("labels per class")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title or "label efficiency", fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
     return _save(fig, path)
 

@@ -7,7 +7,9 @@
 * :func:`lookup` (:mod:`.queries`): nearest entries of a query file, checked
   against the run's input contract;
 * :func:`index_images` (:mod:`.indexes`): embeds a folder of images into a
-  faiss folder or a Milvus collection (``tfcontrast index``).
+  faiss folder or a Milvus collection (``tfcontrast index``);
+* :func:`finetune` (:mod:`.finetuning`): the label-efficiency curve of a
+  trained run (supervised from scratch, linear probe, fine-tuned, distilled).
 
 The workdir layout is in :mod:`.workdir`; ``summary.json`` in :mod:`.report`.
 
@@ -25,6 +27,7 @@ _EXPORTS = {
     "index_images": "indexes",
     "format_neighbours": "queries",
     "lookup": "queries",
+    "finetune": "finetuning",
 }
 
 __all__ = sorted(_EXPORTS)

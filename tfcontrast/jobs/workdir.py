@@ -16,7 +16,9 @@
                            index.uri = '' (the default)
       export/              SavedModel with the ``embed`` and ``lookup`` signatures
       plots/               training_curves.png, embedding_map.png, neighbors.png, spectrum.png
+                           (+ label_efficiency.png, written by ``tfcontrast finetune``)
       summary.json         method, config, training and evaluation numbers
+      semi_supervised.json ``tfcontrast finetune``: accuracy against labels per class (jobs/finetuning.py)
 
 Every file is written to a temporary name in its final folder and renamed
 into place (``os.replace``), so an interrupted run never leaves half a file;
@@ -87,6 +89,10 @@ class Workdir:
     @property
     def summary(self) -> str:
         return self.path("summary.json")
+
+    @property
+    def semi_supervised(self) -> str:
+        return self.path("semi_supervised.json")
 
 
 def require_run(wd: Workdir) -> None:

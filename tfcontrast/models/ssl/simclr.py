@@ -82,6 +82,7 @@ register_method(
         "projection_dim": Int(doc="projector output width", min=1),
         "hidden_dim": Int(doc="projector hidden width; None = the encoder's feature width", min=1, optional=True),
         "temperature": Float(doc="NT-Xent temperature, > 0", within="(0, inf)"),
+        "head_layers": Int(doc="Dense layers of the projector: 2 (SimCLR), 3 (SimCLRv2's deeper head), 1 (linear)", min=1),
     },
     example={"projection_dim": 16, "hidden_dim": 32, "temperature": 0.2},
 )
