@@ -5,7 +5,7 @@ from tfcontrast.models.distill import Distiller
 from tfcontrast.models.finetune import FineTuner
 from tfcontrast.models.normalization import BatchNormalization, fuse_batch_norm
 from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
-from tfcontrast.models.ssl import BYOL, DirectPred, SimCLR, SimSiam
+from tfcontrast.models.ssl import BYOL, PIRL, DirectPred, HardNegativeMixing, MoCo, SimCLR, SimSiam
 
 __all__ = [
     "BYOL",
@@ -14,6 +14,9 @@ __all__ = [
     "Distiller",
     "EmbeddingModel",
     "FineTuner",
+    "HardNegativeMixing",
+    "MoCo",
+    "PIRL",
     "SiameseNetwork",
     "SimCLR",
     "SimSiam",

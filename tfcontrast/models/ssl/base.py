@@ -88,9 +88,19 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
         ``loss`` is this replica's share of the global loss. A fourth element,
         a dict of tensors, may follow: the train step hands them (without
         gradient) to :meth:`after_update` in its ``state`` (e.g. the keys a
-        queue enqueues after the update).
+        queue enqueues after the update). A method whose batches carry more
+        than views receives those as keyword arguments (:meth:`batch_inputs`).
         """
         raise NotImplementedError
+
+    def batch_inputs(self, data) -> tuple[tf.Tensor, tf.Tensor, dict]:
+        """``(view_1, view_2, inputs)`` of a batch; ``inputs`` reach :meth:`two_view_loss` as keyword arguments.
+
+        Here: the views (:meth:`views`) and no inputs. A method whose batches
+        carry more (PIRL: each image's index) overrides it.
+        """
+        view_1, view_2 = self.views(data)
+        return view_1, view_2, {}
 
     def before_step(self) -> dict:
         """Runs before the forward pass; returns the ``state`` dict handed to :meth:`after_update`.
@@ -125,10 +135,12 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
         return trackers
 
     def train_step(self, data):
-        view_1, view_2 = self.views(data)
+        view_1, view_2, inputs = self.batch_inputs(data)
         state = self.before_step()
         with tf.GradientTape() as tape:
-            loss, projections, representations, extras = _step_outputs(self.two_view_loss(view_1, view_2, training=True))
+            loss, projections, representations, extras = _step_outputs(
+                self.two_view_loss(view_1, view_2, training=True, **inputs)
+            )
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -137,8 +149,10 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
         return self._record(loss, projections, representations)
 
     def test_step(self, data):
-        view_1, view_2 = self.views(data)
-        loss, projections, representations, _ = _step_outputs(self.two_view_loss(view_1, view_2, training=False))
+        view_1, view_2, inputs = self.batch_inputs(data)
+        loss, projections, representations, _ = _step_outputs(
+            self.two_view_loss(view_1, view_2, training=False, **inputs)
+        )
         return self._record(loss, projections, representations)
 
     def predict_step(self, data):
