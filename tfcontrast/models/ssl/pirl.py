@@ -187,10 +187,11 @@ class PIRL(TwoViewModel):
 
     def batch_inputs(self, data):
         x, index, _ = keras.utils.unpack_x_y_sample_weight(data)
-        if index is None:
+        if index is None or not index.dtype.is_integer or index.shape.rank not in (None, 1):
+            got = "nothing" if index is None else f"{index.dtype.name} of shape {index.shape}"
             raise ValueError(
-                "PIRL needs each image's index: feed ((view_1, view_2), index) or (images, index) batches, "
-                "e.g. tfcontrast.data.indexed_dataset(x, batch_size, views)."
+                "PIRL needs each image's index, [batch] ints: feed ((view_1, view_2), index) or (images, index) "
+                f"batches, e.g. tfcontrast.data.indexed_dataset(x, batch_size, views); got {got} in its place."
             )
         view_1, view_2 = self.views(x)
         return view_1, view_2, {"index": index}
