@@ -74,3 +74,49 @@ def assert_resume_restores_state_bit_exactly(method: str, workdir, state: tuple[
     assert any(not np.array_equal(initial[name], at_stop[name]) for name in state)
     assert any(not np.array_equal(at_stop[name], want[name]) for name in state)
     return want
+
+
+def assert_checkpoint_resume_is_bit_exact(build, dataset, state: tuple[str, ...], directory, steps: int = 4) -> dict:
+    """Training stopped at a checkpoint and resumed in a fresh model ends with the state of an uninterrupted run, bit for bit.
+
+    The in-process, fast form of :func:`assert_resume_restores_state_bit_exactly`:
+    the job's :class:`~tfcontrast.jobs.checkpoint.Checkpoint` callback writes
+    the checkpoint after ``steps // 2`` steps and
+    :func:`~tfcontrast.jobs.checkpoint.restore` loads it into a model built
+    with *another* seed (other initial weights, queue, bank and seed
+    variables), which then trains on the remaining batches.
+
+    Args:
+        build: ``build(seed) -> compiled model``.
+        dataset: ``dataset(start, stop) -> tf.data.Dataset`` of batches ``start .. stop - 1``.
+        state: model variables (e.g. ``"queue"``) that must end equal, bit for bit.
+        directory: an empty folder for the checkpoint.
+
+    Returns:
+        ``{name: final value}``.
+    """
+    from tfcontrast.jobs import checkpoint
+
+    def values(model):
+        return {name: np.array(getattr(model, name).numpy()) for name in state}
+
+    half = steps // 2
+    straight = build(0)
+    straight.fit(dataset(0, steps), verbose=0)
+    first = build(0)
+    initial = values(first)
+    first.fit(dataset(0, half), verbose=0, callbacks=[checkpoint.Checkpoint(str(directory), half)])
+    resumed = build(1)
+    assert any(not np.array_equal(a, b) for a, b in zip(values(resumed).values(), initial.values()))
+    checkpoint.restore(resumed, str(directory))
+    at_stop = values(resumed)
+    for name, value in values(first).items():
+        np.testing.assert_array_equal(at_stop[name], value, err_msg=f"{name} restored")
+    resumed.fit(dataset(half, steps), verbose=0)
+    want, got = values(straight), values(resumed)
+    for name in state:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    # the state moved before the stop and again after it: the resumed run continued from what it restored
+    assert any(not np.array_equal(initial[name], at_stop[name]) for name in state)
+    assert any(not np.array_equal(at_stop[name], want[name]) for name in state)
+    return want

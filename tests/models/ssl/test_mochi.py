@@ -12,7 +12,7 @@ from tfcontrast.jobs import components
 from tfcontrast.models import HardNegativeMixing, MoCo
 
 from ...tiny_configs import tiny_config
-from ..checks import assert_resume_restores_state_bit_exactly
+from ..checks import assert_checkpoint_resume_is_bit_exact, assert_resume_restores_state_bit_exactly
 from .conftest import bn_encoder, fixed_views
 
 
@@ -21,8 +21,8 @@ def unit(x):
     return x / np.linalg.norm(x, axis=-1, keepdims=True)
 
 
-def mochi(start_step=0, **kwargs):
-    keras.utils.set_random_seed(0)
+def mochi(start_step=0, seed=0, **kwargs):
+    keras.utils.set_random_seed(seed)
     mixing = HardNegativeMixing(num_mixed=12, num_query_mixed=6, top_k=8, start_step=start_step)
     return MoCo(bn_encoder(), projection_dim=8, hidden_dim=16, queue_size=48, tau_base=0.9, total_steps=20,
                 mixing=mixing, **kwargs)
@@ -30,7 +30,7 @@ def mochi(start_step=0, **kwargs):
 
 def trained(model, digits, steps=6):
     v1, v2 = fixed_views(digits[:32])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), run_eagerly=True)
     for _ in range(steps):
         model.train_on_batch(v1, v2)
     return tf.constant(v1), tf.constant(v2)
@@ -120,7 +120,7 @@ def test_no_gradient_flows_through_the_synthetic_negatives(digits_flat):
 def test_no_mixing_before_the_start_step(digits_flat):
     model = mochi(start_step=3)
     v1, v2 = fixed_views(digits_flat[:32])
-    model.compile(optimizer=keras.optimizers.Adam(3e-3))
+    model.compile(optimizer=keras.optimizers.Adam(3e-3), run_eagerly=True)
     for step in range(5):
         assert int(model.step) == step
         mixed = float(model.two_view_loss(tf.constant(v1), tf.constant(v2), False)[0])
@@ -149,7 +149,22 @@ def test_the_registered_method_builds_moco_with_its_mixing():
         tiny_config("mochi", **{"model.top_k": 65})
 
 
-def test_resume_restores_the_queue_and_the_draws_bit_exactly(tmp_path):
+def test_a_checkpoint_restores_the_queue_and_the_draws_bit_exactly(digits_flat, tmp_path):
+    v1, v2 = fixed_views(digits_flat[:64])
+
+    def build(seed):
+        model = mochi(seed=seed)
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)  # no trace: fast
+        return model
+
+    def dataset(start, stop):
+        return tf.data.Dataset.from_tensor_slices((v1[16 * start:16 * stop], v2[16 * start:16 * stop])).batch(16)
+
+    assert_checkpoint_resume_is_bit_exact(build, dataset, ("queue", "queue_pointer", "sample_seed", "step"), tmp_path)
+
+
+@pytest.mark.slow  # three runs of the job
+def test_resume_through_the_job_restores_the_queue_and_the_draws_bit_exactly(tmp_path):
     assert_resume_restores_state_bit_exactly("mochi", tmp_path, ("queue", "queue_pointer", "sample_seed", "step"))
 
 

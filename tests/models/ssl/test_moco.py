@@ -12,7 +12,7 @@ import tensorflow as tf
 from tests.losses.test_infonce import reference_info_nce
 from tfcontrast.models import MoCo
 
-from ..checks import assert_resume_restores_state_bit_exactly
+from ..checks import assert_checkpoint_resume_is_bit_exact, assert_resume_restores_state_bit_exactly
 from .conftest import bn_encoder, fixed_views, mlp_encoder
 
 
@@ -24,8 +24,8 @@ def plain_bn_encoder(seed: int = 0) -> keras.Model:
     return keras.Model(inputs, keras.layers.ReLU()(h))
 
 
-def moco(encoder=None, **kwargs):
-    keras.utils.set_random_seed(0)
+def moco(encoder=None, seed=0, **kwargs):
+    keras.utils.set_random_seed(seed)
     kwargs = {"projection_dim": 4, "hidden_dim": 16, "queue_size": 40, "tau_base": 0.9, "total_steps": 10, **kwargs}
     return MoCo(encoder if encoder is not None else bn_encoder(), **kwargs)
 
@@ -73,7 +73,7 @@ def test_the_queue_starts_with_random_unit_vectors():
 def test_a_step_enqueues_the_key_network_s_normalised_keys_of_the_batch(symmetric, digits_flat):
     v1, v2 = fixed_views(digits_flat[:8])
     model = moco(symmetric=symmetric, queue_size=20)
-    model.compile(optimizer=keras.optimizers.SGD(0.5))
+    model.compile(optimizer=keras.optimizers.SGD(0.5), run_eagerly=True)
     model.train_on_batch(v1, v2)  # pointer 8 (asymmetric) or 16 (symmetric: the next 16 keys wrap around)
     before, pointer = model.queue.numpy(), int(model.queue_pointer.numpy())
     want = target_keys(model, np.concatenate([v1, v2]) if symmetric else v2)  # [k1; k2] or k2, before the update
@@ -156,7 +156,23 @@ def test_the_key_network_normalises_with_global_batch_statistics(digits_flat, tw
 # ----------------------------------------------------------- resume, errors
 
 
-def test_resume_restores_the_queue_bit_exactly(tmp_path):
+def test_a_checkpoint_restores_the_queue_bit_exactly(digits_flat, tmp_path):
+    v1, v2 = fixed_views(digits_flat[:64])
+
+    def build(seed):
+        model = moco(seed=seed)  # a queue of 40 rows, 16 keys a step: wraps around at step 3
+        model.compile(optimizer=keras.optimizers.Adam(1e-2), run_eagerly=True)  # no trace: fast
+        return model
+
+    def dataset(start, stop):
+        return tf.data.Dataset.from_tensor_slices((v1[16 * start:16 * stop], v2[16 * start:16 * stop])).batch(16)
+
+    state = assert_checkpoint_resume_is_bit_exact(build, dataset, ("queue", "queue_pointer", "step"), tmp_path)
+    assert int(state["step"]) == 4 and int(state["queue_pointer"]) == 64 % 40
+
+
+@pytest.mark.slow  # three runs of the job
+def test_resume_through_the_job_restores_the_queue_bit_exactly(tmp_path):
     state = assert_resume_restores_state_bit_exactly("moco", tmp_path, ("queue", "queue_pointer", "step"))
     assert int(state["step"]) == 6 and int(state["queue_pointer"]) == (6 * 32) % 64
 
