@@ -149,6 +149,7 @@ def test_the_registered_method_builds_moco_with_its_mixing():
         tiny_config("mochi", **{"model.top_k": 65})
 
 
+@pytest.mark.slow  # the queue's restore is MoCo's (test_moco), the seed's is PIRL's (test_pirl)
 def test_a_checkpoint_restores_the_queue_and_the_draws_bit_exactly(digits_flat, tmp_path):
     v1, v2 = fixed_views(digits_flat[:64])
 
