@@ -606,20 +606,23 @@ def two_view_dataset(
 def augmented_dataset(
     images,
     batch_size: int,
-    augmentation: Callable,
+    augmentation: Callable | None,
     stateless: bool,
     seed: int | None = 0,
     shuffle: bool = True,
     drop_remainder: bool = True,
     repeat: bool = False,
     jit_compile: bool | None = None,
+    indexed: bool = False,
 ) -> tf.data.Dataset:
-    """The pipeline behind :func:`two_view_dataset` and :func:`multi_crop_dataset`.
+    """The pipeline behind :func:`two_view_dataset`, :func:`multi_crop_dataset` and :func:`tfcontrast.data.indexed_dataset`.
 
     With ``stateless`` the augmentation is a view recipe (a layer with
     ``views(images, seed)`` and ``supports_jit``) whose views come from
     per-batch stateless seeds of ``tf.data.Dataset.random(seed)``; otherwise
-    ``augmentation`` is mapped as it is.
+    ``augmentation`` is mapped as it is; ``None`` leaves the images as they
+    are. With ``indexed`` every batch is ``(views or images, index)``, index
+    = each image's row in ``images`` (its position in a dataset), int64.
     """
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise ValueError(f"`batch_size` must be a positive int, got {batch_size!r}.")
@@ -635,20 +638,24 @@ def augmented_dataset(
         if not np.issubdtype(images.dtype, np.floating):
             raise ValueError(f"`images` must be floats in [0, 1], got dtype {images.dtype}.")
         dataset, buffer = tf.data.Dataset.from_tensor_slices(images), max(len(images), 1)
+    if indexed:
+        dataset = dataset.enumerate().map(lambda index, image: (image, index))
     if shuffle:
         dataset = dataset.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
     dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
+    if augmentation is None:
+        return dataset.prefetch(tf.data.AUTOTUNE)
     if stateless:
         jit = augmentation.supports_jit if jit_compile is None else bool(jit_compile)
         views = tf.function(augmentation.views, jit_compile=jit)
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            views, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-        )
+        apply = (lambda batch, seed: (views(batch[0], seed), batch[1])) if indexed else views
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(apply, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     else:
-        dataset = dataset.map(lambda x: tuple(augmentation(x)), num_parallel_calls=tf.data.AUTOTUNE)
+        apply = (lambda x, index: (tuple(augmentation(x)), index)) if indexed else (lambda x: tuple(augmentation(x)))
+        dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 

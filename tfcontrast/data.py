@@ -12,7 +12,9 @@ deterministic, stratified train/test split.
   ``(seed, s)``, so ``skip(s)`` resumes exactly):
   :func:`class_balanced_batches` (P classes x K examples, for triplet and
   SupCon mining), :func:`pair_dataset` (``((x1, x2), y)``, for the contrastive
-  loss), :func:`triplet_dataset` (``((anchor, positive, negative),)``).
+  loss), :func:`triplet_dataset` (``((anchor, positive, negative),)``),
+  :func:`indexed_dataset` (``(images or views, index)``, for methods with one
+  memory entry per training image, e.g. PIRL).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import tensorflow as tf
 
-from tfcontrast import validation
+from tfcontrast import augment as augment_lib, validation
 
 DIGITS_SCALE = 16.0
 """The digits' raw pixels are 0-16: :func:`load_digits` returns them divided by this."""
@@ -587,6 +589,51 @@ def labelled_subset(
     chosen = [rng.permutation(np.flatnonzero(labels == c))[:k] for c, k in zip(classes, wanted)]
     indices = np.sort(np.concatenate(chosen)).astype(np.int64)
     return x[indices], labels[indices], indices
+
+
+def indexed_dataset(
+    x,
+    batch_size: int,
+    augmentation=None,
+    seed: int | None = 0,
+    shuffle: bool = True,
+    drop_remainder: bool = True,
+    repeat: bool = False,
+) -> tf.data.Dataset:
+    """Batches that carry each image's index: ``(images, index)``, or ``((view_1, view_2), index)``.
+
+    ``index[i]`` is the row of image i in ``x`` (int64): what a method with one
+    memory entry per training image (PIRL's memory bank,
+    :class:`tfcontrast.models.PIRL`) needs to read and update that entry. The
+    pipeline is :func:`tfcontrast.augment.two_view_dataset`'s (shuffle,
+    reshuffled every pass -> [repeat] -> batch -> views -> prefetch), and
+    with a :class:`~tfcontrast.augment.TwoViewAugmentation` its views are the
+    ones ``two_view_dataset`` draws for the same ``seed``. With ``repeat`` a
+    batch may straddle two passes and hold one image twice (PIRL's memory
+    update keeps the last).
+
+    Args:
+        x: ``[n, h, w, c]`` float images in [0, 1] (or a ``tf.data.Dataset`` of
+            single images: the index is then the position in it).
+        batch_size: images per batch (> 0).
+        augmentation: ``None`` (plain images), a two-view recipe
+            (:class:`tfcontrast.augment.TwoViewAugmentation`) or any callable
+            ``images -> (view_1, view_2)``.
+        seed: seed of the shuffle and the views.
+        shuffle, drop_remainder, repeat: as in ``two_view_dataset``.
+
+    Example:
+        >>> images = np.random.default_rng(0).random((10, 8, 8, 1)).astype("float32")
+        >>> batch, index = next(iter(indexed_dataset(images, 4)))
+        >>> bool(np.array_equal(batch.numpy(), images[index.numpy()]))
+        True
+    """
+    if augmentation is not None and not callable(augmentation):
+        raise ValueError(f"`augmentation` must be None or a callable images -> (view_1, view_2), got {augmentation!r}.")
+    stateless = isinstance(augmentation, augment_lib.TwoViewAugmentation)
+    return augment_lib.augmented_dataset(
+        x, batch_size, augmentation, stateless, seed, shuffle, drop_remainder, repeat, indexed=True
+    )
 
 
 # The docstring corpus lives with the text code; re-exported as tfcontrast.data.load_docstrings.

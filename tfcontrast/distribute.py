@@ -56,12 +56,24 @@ def gather(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     ctx = _replica_context()
     if ctx is None or ctx.num_replicas_in_sync == 1:
         return x, tf.constant(0, tf.int32)
-    gathered = ctx.all_gather(x, axis=0)
-    sizes = ctx.all_gather(tf.shape(x, out_type=tf.int32)[:1], axis=0)
+    return ctx.all_gather(x, axis=0), row_offset(tf.shape(x, out_type=tf.int32)[0])
+
+
+def row_offset(rows) -> tf.Tensor:
+    """The int32 row at which this replica's ``rows`` rows begin in the global batch (0 on one replica).
+
+    Replica r's rows follow those of replicas 0 .. r-1, the order of
+    :func:`gather` (and of a dataset's batch split by ``MirroredStrategy``).
+    A value drawn per global row (a random number of example i) is then the
+    same on R replicas as on one device holding the whole batch.
+    """
+    ctx = _replica_context()
+    if ctx is None or ctx.num_replicas_in_sync == 1:
+        return tf.constant(0, tf.int32)
+    sizes = ctx.all_gather(tf.reshape(tf.cast(rows, tf.int32), [1]), axis=0)
     replica_id = tf.cast(ctx.replica_id_in_sync_group, tf.int32)
     before = tf.range(ctx.num_replicas_in_sync, dtype=tf.int32) < replica_id
-    offset = tf.reduce_sum(tf.where(before, sizes, tf.zeros_like(sizes)))
-    return gathered, offset
+    return tf.reduce_sum(tf.where(before, sizes, tf.zeros_like(sizes)))
 
 
 def all_reduce_sum(x: tf.Tensor) -> tf.Tensor:
@@ -135,19 +147,35 @@ def assign_on_every_replica(variables, values) -> None:
     value, the way Keras optimizers apply their updates; outside a strategy,
     or in a cross-replica context, it is a plain assign. Keras and ``tf.Variable`` objects are both accepted.
     """
-    values = list(values)
-    if _replica_context() is None:  # cross-replica context (e.g. Keras' symbolic build): one assign sets every copy
-        for variable, value in zip(variables, values):
-            variable.assign(tf.cast(value, variable.dtype))
-        return
-    variables = [getattr(v, "value", v) if hasattr(v, "path") else v for v in variables]
-
-    def update(strategy, variables, values):
-        for variable, value in zip(variables, values):
-            strategy.extended.update(
-                variable, lambda var, val: var.assign(tf.cast(val, var.dtype)), args=(value,), group=False
-            )
-
-    tf.__internal__.distribute.interim.maybe_merge_call(
-        update, tf.distribute.get_strategy(), variables, values
+    _update_on_every_replica(
+        variables, [(value,) for value in values], lambda var, val: var.assign(tf.cast(val, var.dtype))
     )
+
+
+def scatter_on_every_replica(variable, indices, rows) -> None:
+    """``variable[indices[i]] = rows[i]`` in place on every replica, with no communication.
+
+    For a queue or a memory bank (MoCo, PIRL) whose new rows every replica
+    computed identically from gathered values: only the rows written move
+    (no copy of the whole variable). ``indices`` are ``[n]`` ints, distinct
+    (the order of writes to one row is undefined); ``rows`` are ``[n, ...]``.
+    """
+    indices = tf.reshape(tf.cast(indices, tf.int64), [-1, 1])
+    _update_on_every_replica(
+        [variable], [(indices, rows)], lambda var, idx, val: var.scatter_nd_update(idx, tf.cast(val, var.dtype))
+    )
+
+
+def _update_on_every_replica(variables, args, update_fn) -> None:
+    """``update_fn(variable, *args[i])`` on each replica's copy of ``variables[i]`` (see :func:`assign_on_every_replica`)."""
+    variables = [getattr(v, "value", v) if hasattr(v, "path") else v for v in variables]
+    if _replica_context() is None:  # cross-replica context (e.g. Keras' symbolic build): one update sets every copy
+        for variable, a in zip(variables, args):
+            update_fn(variable, *a)
+        return
+
+    def update(strategy, variables, args):
+        for variable, a in zip(variables, args):
+            strategy.extended.update(variable, update_fn, args=a, group=False)
+
+    tf.__internal__.distribute.interim.maybe_merge_call(update, tf.distribute.get_strategy(), variables, args)

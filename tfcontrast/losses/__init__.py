@@ -54,6 +54,8 @@ class                          called on                                   funct
 ``NTXentLoss``                 (view a, view b)                            ``nt_xent_loss``
 ``InfoNCELoss``                (queries, keys, negatives=None,             ``info_nce_loss``
                                extra_negatives=None): MoCo / MoCHi
+``NCELoss``                    (queries, memory positives, memory          ``nce_loss``, ``nce_log_noise_mean``
+                               negatives): PIRL
 ``BYOLLoss``                   (prediction, target projection)             ``byol_loss``
 ``SimSiamLoss``                (prediction, target projection)             ``negative_cosine_similarity``
 ``BarlowTwinsLoss``            (view a, view b)                            ``barlow_twins_loss``
@@ -88,6 +90,7 @@ from tfcontrast.losses.lifted import LiftedStructLoss, lifted_struct_loss
 from tfcontrast.losses.margin_softmax import ArcFaceLoss, CosFaceLoss, arcface_loss, cosface_loss
 from tfcontrast.losses.multisimilarity import MultiSimilarityLoss, multisimilarity_loss
 from tfcontrast.losses.negative_sampling import NegativeSamplingLoss, negative_sampling_loss
+from tfcontrast.losses.nce import NCELoss, nce_log_noise_mean, nce_loss
 from tfcontrast.losses.npairs import NpairsLoss, NpairsMultilabelLoss, npairs_loss, npairs_multilabel_loss
 from tfcontrast.losses.ntxent import NTXentLoss, SupConLoss, nt_xent_loss, supcon_loss
 from tfcontrast.losses.pn import PNLoss, pn_loss
@@ -110,13 +113,13 @@ from tfcontrast.losses.xbm import XBM
 __all__ = [
     "ArcFaceLoss", "BYOLLoss", "BarlowTwinsLoss", "CircleLoss", "ContrastiveLoss", "CosFaceLoss",
     "DistillationLoss", "InfoNCELoss", "LiftedStructLoss", "MultiSimilarityLoss", "MultipleNegativesRankingLoss",
-    "NegativeSamplingLoss", "NTXentLoss", "NpairsLoss",
+    "NCELoss", "NegativeSamplingLoss", "NTXentLoss", "NpairsLoss",
     "NpairsMultilabelLoss", "PNLoss", "ProxyAnchorLoss", "ProxyNCALoss", "SimSiamLoss", "SimilarityLoss",
     "SoftNearestNeighborLoss", "SupConLoss", "SwAVLoss", "TripletHardLoss", "TripletLoss", "TripletSemiHardLoss",
     "VICRegLoss", "XBM",
     "arcface_loss", "barlow_twins_loss", "byol_loss", "circle_loss", "contrastive_loss", "cosface_loss",
     "distillation_loss", "info_nce_loss", "lifted_struct_loss", "multiple_negatives_ranking_loss", "multisimilarity_loss",
-    "negative_cosine_similarity", "negative_sampling_loss",
+    "nce_log_noise_mean", "nce_loss", "negative_cosine_similarity", "negative_sampling_loss",
     "npairs_loss", "npairs_multilabel_loss", "nt_xent_loss", "pn_loss", "proxy_anchor_loss", "proxy_nca_loss",
     "sinkhorn", "soft_nearest_neighbor_loss", "supcon_loss", "swav_loss", "triplet_hard_loss", "triplet_loss",
     "triplet_semihard_loss", "vicreg_loss", "vicreg_terms",

@@ -5,7 +5,9 @@ from tfcontrast.models.distill import Distiller
 from tfcontrast.models.finetune import FineTuner
 from tfcontrast.models.normalization import BatchNormalization, fuse_batch_norm
 from tfcontrast.models.siamese import EmbeddingModel, SiameseNetwork
-from tfcontrast.models.ssl import BYOL, BarlowTwins, DirectPred, SimCLR, SimSiam, SwAV, VICReg
+from tfcontrast.models.ssl import (
+    BYOL, PIRL, BarlowTwins, DirectPred, HardNegativeMixing, MoCo, SimCLR, SimSiam, SwAV, VICReg,
+)
 from tfcontrast.models.text import DeCLUTR, DualEncoder, SimCSE
 
 __all__ = [
@@ -18,6 +20,9 @@ __all__ = [
     "DualEncoder",
     "EmbeddingModel",
     "FineTuner",
+    "HardNegativeMixing",
+    "MoCo",
+    "PIRL",
     "SiameseNetwork",
     "SimCLR",
     "SimCSE",

@@ -100,7 +100,7 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
 
     # ------------------------------------------------------------ for methods
 
-    def multi_view_loss(self, views: tuple[tf.Tensor, ...], training: bool):
+    def multi_view_loss(self, views: tuple[tf.Tensor, ...], training: bool, **inputs):
         """Returns ``(loss, projections, representations[, extras])`` for a tuple of views.
 
         A method defined for any number of views (SwAV's multi-crop) overrides
@@ -116,7 +116,7 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
                 f"{type(self).__name__} is defined on two views per image, got {len(views)} (multi-crop batches "
                 "need a method defined on them, such as SwAV)."
             )
-        return self.two_view_loss(views[0], views[1], training)
+        return self.two_view_loss(views[0], views[1], training, **inputs)
 
     def two_view_loss(self, view_1: tf.Tensor, view_2: tf.Tensor, training: bool):
         """Returns ``(loss, projections [2B, d], representations [2B, F])``.
@@ -124,9 +124,19 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
         ``loss`` is this replica's share of the global loss. A fourth element,
         a dict of tensors, may follow: the train step hands them (without
         gradient) to :meth:`after_update` in its ``state`` (e.g. the keys a
-        queue enqueues after the update).
+        queue enqueues after the update). A method whose batches carry more
+        than views receives those as keyword arguments (:meth:`batch_inputs`).
         """
         raise NotImplementedError
+
+    def batch_inputs(self, data) -> tuple[tuple[tf.Tensor, ...], dict]:
+        """``(views, inputs)`` of a batch; ``inputs`` reach :meth:`multi_view_loss` (and so
+        :meth:`two_view_loss`) as keyword arguments.
+
+        Here: the views (:meth:`views`) and no inputs. A method whose batches
+        carry more (PIRL: each image's index) overrides it.
+        """
+        return self.views(data), {}
 
     def before_step(self) -> dict:
         """Runs before the forward pass; returns the ``state`` dict handed to :meth:`after_update`.
@@ -217,10 +227,12 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
         return trackers
 
     def train_step(self, data):
-        views = self.views(data)
+        views, inputs = self.batch_inputs(data)
         state = self.before_step()
         with tf.GradientTape() as tape:
-            loss, projections, representations, extras = _step_outputs(self.multi_view_loss(views, training=True))
+            loss, projections, representations, extras = _step_outputs(
+                self.multi_view_loss(views, training=True, **inputs)
+            )
             scaled = self.optimizer.scale_loss(loss)
         variables = self.trainable_variables
         self.optimizer.apply(tape.gradient(scaled, variables), variables)
@@ -230,7 +242,8 @@ class TwoViewModel(DistributedFitMixin, keras.Model):
         return self._record(loss, projections, representations, extras)
 
     def test_step(self, data):
-        loss, projections, representations, extras = _step_outputs(self.multi_view_loss(self.views(data), training=False))
+        views, inputs = self.batch_inputs(data)
+        loss, projections, representations, extras = _step_outputs(self.multi_view_loss(views, training=False, **inputs))
         return self._record(loss, projections, representations, extras)
 
     def predict_step(self, data):

@@ -141,7 +141,7 @@ class SwAV(TwoViewModel):
 
     # ------------------------------------------------------------------ step
 
-    def multi_view_loss(self, views, training):
+    def multi_view_loss(self, views, training, **inputs):
         if len(views) < max(2, self.large_crops):
             raise ValueError(
                 f"SwAV with large_crops={self.large_crops} needs at least {max(2, self.large_crops)} views per image, "

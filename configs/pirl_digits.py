@@ -1,0 +1,23 @@
+"""PIRL with a jigsaw pretext on the bundled digits.
+
+    tfcontrast train --config pirl_digits --workdir runs/pirl
+
+PIRL (Misra and van der Maaten, CVPR 2020): an image and its shuffled jigsaw
+tiles must both match the image's entry in a memory bank (one EMA
+representation per training digit) against negatives drawn from the bank.
+An 8 x 8 digit is cut into 2 x 2 tiles of 4 x 4 pixels, each resized to 8 x 8
+for the encoder. The batches carry each image's index (batch kind
+``indexed_views``); ``model.memory_size`` None sizes the bank to the training
+split. The other keys are the shared setting (``tfcontrast configs show base``)
+and PIRL's registered defaults.
+"""
+
+from tfcontrast.config import base
+
+
+def get_config():
+    c = base("pirl")
+    c.model.projection_dim = 64  # width of the heads f, g and the memory entries
+    c.model.num_negatives = 1024  # N: memory entries drawn as negatives per step
+    c.model.jigsaw_grid = 2  # tiles per side: 2 x 2 tiles of 4 x 4 px on 8 x 8 digits
+    return c
