@@ -12,19 +12,20 @@ metric             d(a, b)                                      range
 ``inner_product``  -<a, b>  (negated so that smaller is closer)  (-inf, inf)
 =================  ===========================================  ==========
 
-**Range.** Every row must have a squared norm finite in the compute dtype
-with room to spare: ``||x||^2 <= max / 8`` (float32: ``||x|| <= 6.5e18``;
-float64: ``||x|| <= 4.7e153``), so that ``||a||^2 + ||b||^2 - 2 <a, b>`` and
-the normalisation cannot overflow. Called eagerly (NumPy inputs, evaluation,
-callbacks, a loss called outside ``fit``), :func:`pairwise_distances` and
-:func:`l2_normalize` check this and raise ``ValueError`` naming the argument
-(before, a row at 1e20 gave inf / NaN distances with zero gradient, or a
-cosine distance of 1 as if it were a zero vector). Inside a ``tf.function``
+**Range.** ``cosine`` and :func:`l2_normalize` are scale-invariant and
+handle every finite row, however large (a row is divided by its largest
+entry before it is normalised). For ``euclidean``, ``sqeuclidean`` and
+``inner_product`` every row must have a squared norm finite in the compute
+dtype with room to spare: ``||x||^2 <= max / 8`` (float32: ``||x|| <=
+6.5e18``; float64: ``||x|| <= 4.7e153``), so that ``||a||^2 + ||b||^2 - 2
+<a, b>`` cannot overflow. Called eagerly (NumPy inputs, evaluation,
+callbacks, a loss called outside ``fit``), :func:`pairwise_distances` checks
+this and raises ``ValueError`` naming the argument (before, a row at 1e20
+gave inf / NaN distances with zero gradient). Inside a ``tf.function``
 (every ``fit`` step) nothing is checked, so compiled steps pay nothing: such
-a row then gives inf or NaN euclidean distances (a non-finite loss, which
-``keras.callbacks.TerminateOnNaN`` catches) and the cosine distance of a
-zero vector (1). NaN and inf inputs are not refused here; they propagate
-into the result.
+a row then gives inf or NaN distances (a non-finite loss, which
+``keras.callbacks.TerminateOnNaN`` catches). NaN and inf inputs are not
+refused here; they propagate into the result.
 
 The Euclidean distance has an infinite derivative at 0 (d sqrt(x)/dx at
 x = 0); here its gradient is 0 wherever the squared distance is 0, so a batch
@@ -66,13 +67,20 @@ def l2_normalize(x, axis: int = -1) -> tf.Tensor:
     """``x / max(||x||, floor)`` computed in float32 for half inputs; a zero vector stays zero.
 
     The floor is 1e-6 (1e-3 for float16 inputs, so that the gradient at 0 fits
-    in float16).
+    in float16). Rows whose largest entry exceeds 1 in magnitude are first
+    divided by it (the result does not depend on that scale, nor does its
+    gradient), so every finite row normalises correctly, even one whose
+    squared norm overflows the dtype (``||x|| = 1e30`` in float32).
     """
     x = tf.convert_to_tensor(x)
     floor_squared = _norm_floor_squared(x.dtype)
     x = validation.to_float(x, "x")
-    check_norm_range(x, "x", axis=axis)
-    return tf.math.l2_normalize(x, axis=axis, epsilon=floor_squared)
+    return tf.math.l2_normalize(x / _row_scale(x, axis), axis=axis, epsilon=floor_squared)
+
+
+def _row_scale(x: tf.Tensor, axis: int = -1) -> tf.Tensor:
+    """``max(max_j |x_j|, 1)`` per row, without gradient (normalisation is scale-invariant)."""
+    return tf.stop_gradient(tf.maximum(tf.reduce_max(tf.abs(x), axis=axis, keepdims=True), 1.0))
 
 
 def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
@@ -106,14 +114,16 @@ def pairwise_distances(a, b=None, metric: str = "cosine") -> tf.Tensor:
         b = tf.cast(validation.to_float(b, "b"), a.dtype)
         validation.check_rank(b, 2, "b")
         validation.check_same_dim(a, b, -1, ("a", "b"))
-        check_norm_range(b, "b")
-    check_norm_range(a, "a")
+    if metric != "cosine":  # cosine is scale-invariant: any finite row normalises (l2_normalize)
+        if not self_distances:
+            check_norm_range(b, "b")
+        check_norm_range(a, "a")
 
     if metric == "inner_product":
         return -tf.matmul(a, b, transpose_b=True)
     if metric == "cosine":
-        a_n = tf.math.l2_normalize(a, axis=-1, epsilon=floor_squared)
-        b_n = a_n if self_distances else tf.math.l2_normalize(b, axis=-1, epsilon=floor_squared)
+        a_n = tf.math.l2_normalize(a / _row_scale(a), axis=-1, epsilon=floor_squared)
+        b_n = a_n if self_distances else tf.math.l2_normalize(b / _row_scale(b), axis=-1, epsilon=floor_squared)
         d = tf.clip_by_value(1.0 - tf.matmul(a_n, b_n, transpose_b=True), 0.0, 2.0)
     else:
         d = squared_euclidean(a, b)

