@@ -71,7 +71,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
+import sys
 import time
 from typing import NamedTuple
 
@@ -333,6 +335,7 @@ def stalls(args) -> None:
 
     warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     settings = ("steady", "autotune")
+    print("command: python benchmarks/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]), flush=True)
     print(f"post-training wait per fit: {args.stall_fits} fits x {args.stall_steps} steps per stream and setting, "
           "settings alternating", flush=True)
     rows = []

@@ -16,6 +16,11 @@ and their shares of the whole command:
   network, scores (index, kNN, retrieval, probe), collapse indicators, each
   plot and the SavedModel export;
 
+(the plots are drawn in a background thread beside the scores and the
+export, so their wall time overlaps those phases, and CPU times, being the
+whole process's, count both threads while they overlap; a top-level phase
+called inside another, such as the baseline's model build inside the
+evaluation, is shown under it as ``model build (in evaluation)``),
 and ``command / training``: the whole command's wall (and CPU) time over the
 time spent in training steps (``fit`` minus its post-training wait; issue 19's
 target: <= 1.25 on the bundled digits). Phases that nest are shown indented;
@@ -37,6 +42,7 @@ import functools
 import importlib
 import json
 import os
+import shlex
 import sys
 import time
 from collections import defaultdict
@@ -56,7 +62,8 @@ PHASES = (
     ("tfcontrast.jobs.evaluation", "evaluate", "evaluation", None),
     ("tfcontrast.jobs.workdir", "load_embedder", "load embedder", "evaluation"),
     ("tfcontrast.jobs.evaluation", "baseline_network", "baseline network", "evaluation"),
-    ("tfcontrast.jobs.evaluation", "source_features", "embedding", "evaluation"),
+    ("tfcontrast.jobs.evaluation", "network_features", "embedding", "evaluation"),
+    ("tfcontrast.jobs.evaluation", "pixel_features", "raw-pixel features", "evaluation"),
     ("tfcontrast.probe", "embed", "embedding", "evaluation"),
     ("tfcontrast.jobs.evaluation", "scores", "scores (index, kNN, retrieval, probe)", "evaluation"),
     ("tfcontrast.jobs.evaluation", "score_source", "scores (index, kNN, retrieval, probe)", "evaluation"),
@@ -90,19 +97,30 @@ class Timers:
         self.parent.setdefault(name, parent)
 
     def wrap(self, fn, name: str, parent: str | None):
+        """``fn`` timed as phase ``name``; a top-level phase called inside another one (the baseline's
+        model build inside the evaluation) is counted as ``name (in <that phase>)`` under it."""
+
         @functools.wraps(fn)
         def timed(*args, **kwargs):
-            if self._active[name]:
+            key, under = name, parent
+            if parent is None:
+                outer = [n for n, count in self._active.items() if count and self._top_level(n) and n != name]
+                if outer:
+                    key, under = f"{name} (in {outer[0]})", outer[0]
+            if self._active[key]:
                 return fn(*args, **kwargs)
-            self._active[name] += 1
+            self._active[key] += 1
             wall, cpu = _clock(), _cpu()
             try:
                 return fn(*args, **kwargs)
             finally:
-                self._active[name] -= 1
-                self.add(name, _clock() - wall, _cpu() - cpu, parent)
+                self._active[key] -= 1
+                self.add(key, _clock() - wall, _cpu() - cpu, under)
 
         return timed
+
+    def _top_level(self, name: str) -> bool:
+        return name == "fit" or any(phase == name and parent is None for _, _, phase, parent in PHASES)
 
 
 def _install(timers: Timers) -> None:
@@ -177,9 +195,11 @@ def _wrap_fit(timers: Timers, keras) -> None:
         steps = Steps()
         end = End(steps)
         wall, cpu = _clock(), _cpu()
+        timers._active["fit"] += 1  # the checkpoints' file writes are counted inside it
         try:
             return original(model, *args, callbacks=[steps, *list(callbacks or []), end], **kwargs)
         finally:
+            timers._active["fit"] -= 1
             now = _clock(), _cpu()
             timers.add("fit", now[0] - wall, now[1] - cpu)
             if end.mark is not None:
@@ -216,6 +236,8 @@ def main(argv=None) -> int:
         workdir = command[command.index("--workdir") + 1]
         if os.path.isdir(workdir) and os.listdir(workdir):
             parser.error(f"{workdir} is not empty: profile a fresh run (remove it or pick another --workdir)")
+    print("command: " + " ".join(shlex.quote(a) for a in ["python", "benchmarks/profile_main_job.py",
+                                                           *(sys.argv[1:] if argv is None else argv)]), flush=True)
     timers = Timers()
     start_wall, start_cpu = _clock(), _cpu()
     import tfcontrast.jobs  # noqa: F401  (TensorFlow, Keras and the registries)

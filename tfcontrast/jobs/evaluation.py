@@ -182,8 +182,8 @@ def pixel_features(x_train: np.ndarray, query_images: Mapping[str, np.ndarray], 
     the linear probe reads ``dims`` features instead of thousands (issue 12:
     the 3,072-wide probe of 32x32x3 images cost minutes). ``note`` records it.
     """
-    flat_train = x_train.reshape(len(x_train), -1).astype(np.float32)
-    flat_queries = {name: x.reshape(len(x), -1).astype(np.float32) for name, x in query_images.items()}
+    flat_train = x_train.reshape(len(x_train), -1).astype(np.float32, copy=False)
+    flat_queries = {name: x.reshape(len(x), -1).astype(np.float32, copy=False) for name, x in query_images.items()}
     width = flat_train.shape[1]
     if width <= dims:
         return Features(flat_train, flat_queries, {"pixels": width, "dim": width, "projection": None})
