@@ -40,9 +40,11 @@ def steady_pipeline(dataset: tf.data.Dataset, prefetch: int = PREFETCH_BATCHES) 
     background thread re-plans buffer sizes and parallelism at growing
     intervals), destroying the iterator when ``model.fit`` returns sometimes
     waited, without using any CPU, for many seconds: 14.7, 19.5 and 20.1 s
-    after fits of 30-70 s on the 2-core machine, while no fit of the same
-    pipelines with autotuning off waited more than 0.1 s
-    (``benchmarks/bench_train.py --stalls``; issue 19). Without autotuning,
+    after fits of 30-70 s on the shared 2-core machine, while no fit of the
+    same pipelines with autotuning off waited more than 0.1 s
+    (``benchmarks/bench_train.py --stalls``; issue 19). The waits are
+    intermittent: a later run of 8 fits of 17-37 s saw none above 0.4 s in
+    either setting. Without autotuning,
     each ``num_parallel_calls=tf.data.AUTOTUNE`` map runs one call per CPU
     core (at most 16; TensorFlow's starting value), and the ``prefetch``
     buffer is fixed: enough when the train step, not the pipeline, is the
