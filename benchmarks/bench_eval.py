@@ -131,16 +131,17 @@ def curve_part(args, folder: str) -> None:
              "optimizer.warmup_steps": "0"}
     print(f"\nevaluation time against the number of 32x32x3 images (each run trained {args.curve_steps} steps)")
     print(f"{'images':>7s} {'train/test':>12s} {'eval s':>7s} {'eval CPU-s':>10s} {'s / 1k img':>10s} "
-          f"{'CPU-s / 1k img':>14s} {'vs first':>8s}", flush=True)
-    first = None
+          f"{'CPU-s / 1k img':>14s} {'vs first':>8s} {'CPU vs first':>12s}", flush=True)
+    first = first_cpu = None
     for n in sizes:
         r = train_then_evaluate({**data_overrides("rgb", folder, n), **steps}, os.path.join(folder, f"curve-{n}"))
         split = f"{r['n_train']}/{r['n_test']}"
         per_k = 1000 * r["eval_wall"] / n
-        first = first or per_k
+        per_k_cpu = 1000 * r["eval_cpu"] / n
+        first, first_cpu = first or per_k, first_cpu or per_k_cpu
         print(f"{n:7d} {split:>12s} {r['eval_wall']:7.1f} {r['eval_cpu']:10.1f} "
-              f"{per_k:10.3f} {1000 * r['eval_cpu'] / n:14.3f} {per_k / first:8.2f}", flush=True)
-    print("vs first: time per image over the smallest set's (1.0 = linear in the number of images)")
+              f"{per_k:10.3f} {per_k_cpu:14.3f} {per_k / first:8.2f} {per_k_cpu / first_cpu:12.2f}", flush=True)
+    print("vs first: wall (CPU) time per image over the smallest set's (1.0 = linear in the number of images)")
 
 
 def main(argv=None) -> int:
