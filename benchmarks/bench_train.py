@@ -30,6 +30,21 @@ BYOL's at projection d = 128 and 256 (interleaved; target <= 1.10), and which
 on the 2B views, forward + backward, the full step, and the step without the
 collapse metrics (one 512 x 512 ``eigvalsh`` per step).
 
+``--stalls`` measures instead the **post-training wait per ``fit``** (issue
+19): the time from the end of the last callback's ``on_train_end`` to ``fit``
+returning, when Keras destroys the input pipeline's iterator. It runs the
+main job's own training streams and models (``tfcontrast.jobs``: the
+``two_views`` stream of ``directpred_digits`` and the ``class_balanced``
+stream of ``supcon_digits``, digits, batch and model as configured), each fit
+``--stall-steps`` steps on a fresh iterator, in two settings whose fits
+alternate: ``steady`` (the pipelines as shipped,
+``tfcontrast.data.steady_pipeline``: prefetch 2, tf.data autotuning off) and
+``autotune`` (the same pipelines ending in ``prefetch(tf.data.AUTOTUNE)`` with
+autotuning on, as before issue 19). It prints per setting the max and median
+wait, the fits that waited > 1 s, and steps/s. The waits need fits of more
+than ~15 s to appear (the autotuning thread's wake-up period doubles as the
+iterator lives); they are intermittent, hence several fits.
+
 ``--policies float32,mixed_bfloat16`` repeats everything under each Keras
 mixed-precision policy (``mixed_float16`` too; on a GPU, use batch 512). On a
 CPU, ``mixed_float16`` is impractical: TensorFlow has no fast float16
@@ -44,7 +59,8 @@ BYOL ratio is then conservative: its eigendecomposition costs the same at any
 batch while the step shrinks). The machine may be shared: compare ratios, not
 absolute numbers, across runs.
 
-Run:  python benchmarks/bench_train.py --quick          (development: batch 16, 2 windows of 1 step, ~10 min on 2 cores)
+Run:  python benchmarks/bench_train.py --stalls         (post-training waits: 2 x 2 x 4 fits of 400 steps, ~10 min)
+      python benchmarks/bench_train.py --quick          (development: batch 16, 2 windows of 1 step, ~10 min on 2 cores)
       python benchmarks/bench_train.py --batch 32 --steps 1 --windows 5 --profile
                                                         (what 2 CPU cores allow: ~25 min)
       python benchmarks/bench_train.py                  (issue 7 setting: batch 256; hours on 2 cores)
@@ -55,7 +71,9 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import statistics
+import sys
 import time
 from typing import NamedTuple
 
@@ -276,6 +294,80 @@ def profile_byol(policy, args):
         print(f"  {label:42s} {r.wall:8.2f} img/s  {batch / r.wall:7.2f} s  ({batch / r.cpu:7.2f} CPU-s)")
 
 
+class _PostTrainingWait(keras.callbacks.Callback):
+    """Marks the end of ``on_train_end`` (put it last); the wait is from there to ``fit`` returning."""
+
+    def on_train_begin(self, logs=None):
+        self.mark = None
+
+    def on_train_end(self, logs=None):
+        self.mark = time.perf_counter(), time.process_time()
+
+
+def _old_pipeline_end(dataset):
+    """How the pipelines ended before issue 19: ``prefetch(AUTOTUNE)``, tf.data autotuning on (TF's default)."""
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def job_stream(config_name: str, steps: int, pipeline: str):
+    """(model, stream) of the main job for a packaged config, the stream built with ``pipeline``'s ending."""
+    from tfcontrast import config as config_lib, data
+    from tfcontrast.jobs import components, inputs
+
+    config = config_lib.load(config_name, {"train.steps": str(steps), "train.steps_per_epoch": str(steps)},
+                             from_text=True)
+    run = inputs.load_split(config)
+    views = inputs.augmentation(config, run.input_shape)
+    steady = data.steady_pipeline
+    if pipeline == "autotune":
+        data.steady_pipeline = _old_pipeline_end
+    try:
+        stream = inputs.training_stream(config, run, views, 0)
+    finally:
+        data.steady_pipeline = steady
+    model = components.initial_model(config, run.input_shape, run.num_classes)
+    return model, stream
+
+
+def stalls(args) -> None:
+    """Post-training wait per ``fit`` of the job's streams, steady vs autotune pipelines, fits alternating."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
+    settings = ("steady", "autotune")
+    print("command: python benchmarks/bench_train.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]), flush=True)
+    print(f"post-training wait per fit: {args.stall_fits} fits x {args.stall_steps} steps per stream and setting, "
+          "settings alternating", flush=True)
+    rows = []
+    for kind, config_name in (("two_views", "directpred_digits"), ("class_balanced", "supcon_digits")):
+        built = {p: job_stream(config_name, args.stall_steps, p) for p in settings}
+        waits = {p: [] for p in settings}
+        rates = {p: [] for p in settings}
+        for p in settings:  # warm-up: tracing, one short fit each
+            built[p][0].fit(built[p][1], epochs=1, steps_per_epoch=2, verbose=0)
+        for index in range(args.stall_fits):
+            for p in (settings if index % 2 == 0 else settings[::-1]):
+                model, stream = built[p]
+                end = _PostTrainingWait()
+                started = time.perf_counter(), time.process_time()
+                model.fit(stream, epochs=1, steps_per_epoch=args.stall_steps, verbose=0, callbacks=[end])
+                now = time.perf_counter(), time.process_time()
+                waits[p].append((now[0] - end.mark[0], now[1] - end.mark[1]))
+                rates[p].append(args.stall_steps / (end.mark[0] - started[0]))
+                print(f"  {kind:15s} fit {index + 1}  {p:8s} {end.mark[0] - started[0]:6.1f} s, then waited "
+                      f"{waits[p][-1][0]:6.2f} s ({waits[p][-1][1]:.2f} CPU-s)", flush=True)
+        for p in settings:
+            wall = [w for w, _ in waits[p]]
+            rows.append((kind, p, max(wall), statistics.median(wall), sum(w > 1.0 for w in wall), len(wall),
+                         max(c for _, c in waits[p]), statistics.median(rates[p])))
+    print(f"\n{'stream':15s} {'pipeline':9s} {'max wait s':>10s} {'median s':>9s} {'fits > 1 s':>10s} "
+          f"{'max wait CPU-s':>14s} {'steps/s':>8s}")
+    for kind, p, top, median, over, n, cpu, rate in rows:
+        print(f"{kind:15s} {p:9s} {top:10.2f} {median:9.2f} {f'{over}/{n}':>10s} {cpu:14.2f} {rate:8.2f}")
+    print("steady: as shipped (prefetch 2, autotuning off); autotune: prefetch(AUTOTUNE) with autotuning on "
+          "(before issue 19). steps/s: fit start to the last on_train_end (machine load moves it).")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--batch", type=int, default=256, help="global batch (issue 7: 256; GPU: 512)")
@@ -287,7 +379,12 @@ def main():
     parser.add_argument("--dims", default="128,256", help="projection d of the DirectPred / BYOL comparison")
     parser.add_argument("--profile", action="store_true", help="also break a BYOL step down")
     parser.add_argument("--quick", action="store_true", help="batch 16, 1 step x 2 windows")
+    parser.add_argument("--stalls", action="store_true", help="only the post-training waits per fit (issue 19)")
+    parser.add_argument("--stall-fits", type=int, default=4, help="--stalls: fits per stream and setting")
+    parser.add_argument("--stall-steps", type=int, default=400, help="--stalls: steps per fit")
     args = parser.parse_args()
+    if args.stalls:
+        return stalls(args)
     if args.quick:
         args.batch, args.steps, args.windows = 16, 1, 2
     methods = [m for m in args.methods.split(",") if m]

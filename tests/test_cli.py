@@ -80,6 +80,8 @@ def test_train_writes_every_artefact(run):
     assert ev["settings"] == {
         "knn_k": 20, "recall_ks": [1, 5, 10], "metric": "cosine", "backend": "exact",
         "embedding_dim": 16, "n_train": 1437, "n_test": 360,
+        "raw_pixels": {"pixels": 64, "dim": 64, "projection": None},
+        "embedding_map": {"method": "pca", "tsne_max_points": 2000},
     }
     assert 1.0 <= ev["collapse"]["effective_rank"] <= 16
     # stdout is a pipe here: one line per epoch (no progress bar redrawn per step), then the headline

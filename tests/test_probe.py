@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from tfcontrast.probe import embed, linear_probe_accuracy
+from tfcontrast.probe import embed, fit_linear_probe, inference_graph, linear_probe_accuracy
 
 
 def blobs(rng, n_per_class, centres, scale=0.3):
@@ -100,3 +100,36 @@ def test_embed_uses_inference_mode_and_any_batch_size(rng):
         embed(encoder, x, batch_size=0)
     with pytest.raises(ValueError, match="images"):
         embed(encoder, x[:0])
+
+
+def test_one_fit_scores_several_query_sets_as_separate_fits_do(rng):
+    centres = 1.5 * np.eye(4)  # overlapping blobs: accuracies strictly between 0 and 1
+    x, y = blobs(rng, 50, centres, scale=0.8)
+    queries = {"a": (x[1::2], y[1::2]), "b": (x[1::2][::-1] + 0.3, y[1::2][::-1])}
+    fitted = fit_linear_probe(x[::2], y[::2])
+    for q, qy in queries.values():
+        separate = linear_probe_accuracy(x[::2], y[::2], q, qy)
+        assert fitted.accuracy(q, qy) == separate
+        assert 0.0 < separate < 1.0
+    with pytest.raises(ValueError, match="same width"):
+        fitted.accuracy(x[:, :3], y)
+    with pytest.raises(ValueError, match="two classes"):
+        fit_linear_probe(x[:10], np.zeros(10, int))
+
+
+def test_inference_graph_embeds_as_the_eager_encoder_does(rng):
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((4, 4, 1))
+    h = keras.layers.Conv2D(3, 3)(inputs)
+    h = keras.layers.BatchNormalization()(h)
+    encoder = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(h))
+    encoder.layers[2].moving_mean.assign(np.full(3, 2.0, np.float32))  # inference mode differs from training
+    x = rng.normal(size=(9, 4, 4, 1)).astype("float32")
+    graph = inference_graph(encoder)
+    expected = encoder(x, training=False).numpy()
+    for batch_size in (2, 9):  # one trace serves every batch size, the last batch partial included
+        np.testing.assert_allclose(embed(graph, x, batch_size=batch_size), expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="training=False"):
+        graph(x, training=True)
+    with pytest.raises(ValueError, match="input_shape"):
+        inference_graph(keras.layers.Dense(2))

@@ -44,7 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfcontrast import validation
+from tfcontrast import data, validation
 from tfcontrast._augment_ops import (
     adjust_brightness,
     adjust_contrast,
@@ -571,7 +571,9 @@ def two_view_dataset(
     """A ``tf.data`` pipeline of ``(view_1, view_2)`` batches for ``model.fit``.
 
     shuffle (reshuffled every epoch) -> [repeat] -> batch -> augment the whole
-    batch (``num_parallel_calls=AUTOTUNE``) -> prefetch (AUTOTUNE). With a
+    batch (``num_parallel_calls=AUTOTUNE``) -> prefetch two batches, with
+    tf.data's autotuning off (:func:`tfcontrast.data.steady_pipeline`: no
+    waits when ``fit`` ends). With a
     :class:`TwoViewAugmentation`, batch k of an epoch gets its views from a
     stateless seed drawn from ``tf.data.Dataset.random(seed)`` (fresh every
     epoch), so a given ``seed`` reproduces the whole stream, epochs included;
@@ -646,7 +648,7 @@ def augmented_dataset(
         dataset = dataset.repeat()
     dataset = dataset.batch(int(batch_size), drop_remainder=drop_remainder)
     if augmentation is None:
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return data.steady_pipeline(dataset)
     if stateless:
         jit = augmentation.supports_jit if jit_compile is None else bool(jit_compile)
         views = tf.function(augmentation.views, jit_compile=jit)
@@ -656,7 +658,7 @@ def augmented_dataset(
     else:
         apply = (lambda x, index: (tuple(augmentation(x)), index)) if indexed else (lambda x: tuple(augmentation(x)))
         dataset = dataset.map(apply, num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return data.steady_pipeline(dataset)
 
 
 # Multi-crop builds on the recipes above; its module imports this one, so it comes last.

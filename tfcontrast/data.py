@@ -14,7 +14,9 @@ deterministic, stratified train/test split.
   SupCon mining), :func:`pair_dataset` (``((x1, x2), y)``, for the contrastive
   loss), :func:`triplet_dataset` (``((anchor, positive, negative),)``),
   :func:`indexed_dataset` (``(images or views, index)``, for methods with one
-  memory entry per training image, e.g. PIRL).
+  memory entry per training image, e.g. PIRL);
+* :func:`steady_pipeline`: how every training pipeline of the package ends
+  (a fixed prefetch, tf.data autotuning off, so that ``fit`` never waits on it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,43 @@ DIGITS_SCALE = 16.0
 """The digits' raw pixels are 0-16: :func:`load_digits` returns them divided by this."""
 PIXEL_SCALE = 255.0
 """8-bit images: :func:`load_image_folder` and :func:`load_npz` (uint8) return pixels divided by this."""
+
+
+# Batches every training pipeline keeps ready ahead of the train step.
+PREFETCH_BATCHES = 2
+
+
+def steady_pipeline(dataset: tf.data.Dataset, prefetch: int = PREFETCH_BATCHES) -> tf.data.Dataset:
+    """``dataset`` with ``prefetch`` batches kept ready and tf.data's autotuning turned off.
+
+    How every training pipeline of the package ends (:func:`two_view_dataset
+    <tfcontrast.augment.two_view_dataset>`, :func:`class_balanced_batches`,
+    :func:`pair_dataset`, ...). With autotuning on (TensorFlow's default: a
+    background thread re-plans buffer sizes and parallelism at growing
+    intervals), destroying the iterator when ``model.fit`` returns sometimes
+    waited, without using any CPU, for many seconds: 14.7, 19.5 and 20.1 s
+    after fits of 30-70 s on the shared 2-core machine, while no fit of the
+    same pipelines with autotuning off waited more than 0.1 s
+    (``benchmarks/bench_train.py --stalls``; issue 19). The waits are
+    intermittent: a later run of 8 fits of 17-37 s saw none above 0.4 s in
+    either setting. Without autotuning,
+    each ``num_parallel_calls=tf.data.AUTOTUNE`` map runs one call per CPU
+    core (at most 16; TensorFlow's starting value), and the ``prefetch``
+    buffer is fixed: enough when the train step, not the pipeline, is the
+    bottleneck, as in every pipeline here (``benchmarks/bench_train.py``,
+    ``pipeline / step``).
+
+    The elements are exactly those of ``dataset`` (neither setting changes
+    values or order).
+
+    Example:
+        >>> ds = steady_pipeline(tf.data.Dataset.range(8).batch(4))
+        >>> ds.options().autotune.enabled
+        False
+    """
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.prefetch(int(prefetch)).with_options(options)
 
 
 @dataclass(frozen=True)
@@ -278,7 +317,7 @@ class _ClassIndex:
 
 
 def _finish(dataset: tf.data.Dataset, steps: int | None, augment, image_paths) -> tf.data.Dataset:
-    """``take(steps)``, optional batched augmentation of the image tensors, prefetch."""
+    """``take(steps)``, optional batched augmentation of the image tensors, :func:`steady_pipeline`."""
     if steps is not None:
         dataset = dataset.take(steps)
     if augment is not None:
@@ -292,7 +331,7 @@ def _finish(dataset: tf.data.Dataset, steps: int | None, augment, image_paths) -
             return tf.nest.pack_sequence_as(element, flat)
 
         dataset = dataset.map(lambda *element: apply(element), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(tf.data.AUTOTUNE)
+    return steady_pipeline(dataset)
 
 
 def class_balanced_batches(

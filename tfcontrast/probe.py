@@ -7,9 +7,12 @@ encoder and train only a linear classifier on its features:
 
 * :func:`embed`: the encoder's features for a NumPy array of images, batch by
   batch, in inference mode (BatchNorm uses its moving statistics);
+  :func:`inference_graph` makes it run one compiled graph instead of eager ops;
 * :func:`linear_probe_accuracy`: multinomial logistic regression
   (scikit-learn ``LogisticRegression``, L-BFGS) on features standardised with
-  the *training* mean and std, scored by accuracy on the test features.
+  the *training* mean and std, scored by accuracy on the test features;
+  :func:`fit_linear_probe` fits it once (a :class:`LinearProbe`) to score
+  several query sets.
 
 The probe minimises the L2-regularised cross-entropy
 
@@ -26,6 +29,41 @@ import warnings
 
 import keras
 import numpy as np
+import tensorflow as tf
+
+
+def inference_graph(encoder: keras.Model, input_shape=None, dtype: str = "float32"):
+    """``encoder(x, training=False)`` as one TensorFlow graph, traced once for every batch size.
+
+    Called on a batch, a Keras model runs eagerly, op by op; this callable
+    runs the same layers as a compiled graph (``tf.function`` over
+    ``[None, *input_shape]`` inputs, no XLA), which is faster for many
+    batches. Pass it to :func:`embed` in place of the encoder. The outputs
+    equal the eager ones up to float32 round-off (the graph optimiser may fuse
+    ops, e.g. a convolution with its bias and activation).
+
+    Args:
+        encoder: a Keras model (or layer) taking one input tensor.
+        input_shape: one example's shape; default the model's input shape.
+        dtype: the input dtype.
+
+    Raises:
+        ValueError: no ``input_shape`` given and the model has no known single input.
+    """
+    if input_shape is None:
+        inputs = getattr(encoder, "inputs", None)
+        if not inputs or len(inputs) != 1:
+            raise ValueError("`encoder` has no known single input: pass `input_shape`.")
+        input_shape = tuple(inputs[0].shape[1:])
+    spec = tf.TensorSpec([None, *input_shape], tf.as_dtype(dtype))
+    graph = tf.function(lambda x: encoder(x, training=False), input_signature=[spec], jit_compile=False)
+
+    def run(images, training=False):
+        if training:
+            raise ValueError("an inference graph runs the encoder with training=False only.")
+        return graph(images)
+
+    return run
 
 
 def embed(encoder: keras.Model, images, batch_size: int = 256) -> np.ndarray:
@@ -56,6 +94,71 @@ def embed(encoder: keras.Model, images, batch_size: int = 256) -> np.ndarray:
     return np.concatenate(chunks, axis=0)
 
 
+class LinearProbe:
+    """A fitted logistic-regression probe: standardisation statistics + classifier (:func:`fit_linear_probe`).
+
+    Fit once, then score any number of query sets (clean and transformed
+    queries of the same features) with :meth:`accuracy`.
+    """
+
+    def __init__(self, classifier, mean: np.ndarray, std: np.ndarray):
+        self.classifier, self.mean, self.std = classifier, mean, std
+
+    @property
+    def dim(self) -> int:
+        """Width of the features it reads."""
+        return len(self.mean)
+
+    def predict(self, embeddings) -> np.ndarray:
+        """Predicted class ids of ``[m, dim]`` features."""
+        x = _features(embeddings, "test_embeddings")
+        if x.shape[1] != self.dim:
+            raise ValueError(
+                f"`train_embeddings` and `test_embeddings` must have the same width, got {self.dim} and {x.shape[1]}."
+            )
+        return self.classifier.predict((x - self.mean) / self.std)
+
+    def accuracy(self, embeddings, labels) -> float:
+        """The fraction of rows of ``embeddings`` whose predicted class equals ``labels``."""
+        predictions = self.predict(embeddings)
+        y = class_labels(labels, len(predictions), "test_labels")
+        return float(np.mean(predictions == y))
+
+
+def fit_linear_probe(train_embeddings, train_labels, C: float = 1.0, max_iter: int = 1000) -> LinearProbe:
+    """The probe of :func:`linear_probe_accuracy`, fitted on the train features, to score several query sets.
+
+    Raises:
+        ValueError: as :func:`linear_probe_accuracy` for the train arguments.
+
+    Example:
+        >>> x = np.array([[0.0], [0.1], [1.0], [1.1]]); y = np.array([0, 0, 1, 1])
+        >>> probe = fit_linear_probe(x, y)
+        >>> probe.accuracy(x, y), probe.accuracy(x[::-1], y)
+        (1.0, 0.0)
+    """
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    x_train = _features(train_embeddings, "train_embeddings")
+    y_train = class_labels(train_labels, len(x_train), "train_labels")
+    if len(np.unique(y_train)) < 2:
+        raise ValueError("`train_labels` must hold at least two classes.")
+    if isinstance(C, bool) or not np.isfinite(C) or C <= 0:
+        raise ValueError(f"`C` must be a finite number > 0, got {C!r}.")
+    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
+        raise ValueError(f"`max_iter` must be a positive int, got {max_iter!r}.")
+
+    mean = x_train.mean(axis=0)
+    std = x_train.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    classifier = LogisticRegression(C=float(C), max_iter=max_iter, solver="lbfgs")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        classifier.fit((x_train - mean) / std, y_train)
+    return LinearProbe(classifier, mean, std)
+
+
 def linear_probe_accuracy(
     train_embeddings,
     train_labels,
@@ -69,7 +172,8 @@ def linear_probe_accuracy(
     Features are standardised with the train mean and std (dimensions with
     zero std are left centred, not divided); the classifier is
     ``sklearn.linear_model.LogisticRegression(C=C, max_iter=max_iter,
-    solver="lbfgs")``, multinomial over the classes seen in training.
+    solver="lbfgs")``, multinomial over the classes seen in training. To score
+    several query sets with one fit, use :func:`fit_linear_probe`.
 
     Args:
         train_embeddings: ``[n, d]`` features of the labelled training set.
@@ -92,34 +196,15 @@ def linear_probe_accuracy(
         >>> linear_probe_accuracy(x, y, x, y)
         1.0
     """
-    from sklearn.exceptions import ConvergenceWarning
-    from sklearn.linear_model import LogisticRegression
-
-    x_train = _features(train_embeddings, "train_embeddings")
     x_test = _features(test_embeddings, "test_embeddings")
-    y_train = class_labels(train_labels, len(x_train), "train_labels")
-    y_test = class_labels(test_labels, len(x_test), "test_labels")
+    class_labels(test_labels, len(x_test), "test_labels")
+    x_train = _features(train_embeddings, "train_embeddings")
     if x_train.shape[1] != x_test.shape[1]:
         raise ValueError(
             f"`train_embeddings` and `test_embeddings` must have the same width, got "
             f"{x_train.shape[1]} and {x_test.shape[1]}."
         )
-    if len(np.unique(y_train)) < 2:
-        raise ValueError("`train_labels` must hold at least two classes.")
-    if isinstance(C, bool) or not np.isfinite(C) or C <= 0:
-        raise ValueError(f"`C` must be a finite number > 0, got {C!r}.")
-    if not isinstance(max_iter, int) or isinstance(max_iter, bool) or max_iter < 1:
-        raise ValueError(f"`max_iter` must be a positive int, got {max_iter!r}.")
-
-    mean = x_train.mean(axis=0)
-    std = x_train.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    classifier = LogisticRegression(C=float(C), max_iter=max_iter, solver="lbfgs")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConvergenceWarning)
-        classifier.fit((x_train - mean) / std, y_train)
-    predictions = classifier.predict((x_test - mean) / std)
-    return float(np.mean(predictions == y_test))
+    return fit_linear_probe(x_train, train_labels, C=C, max_iter=max_iter).accuracy(x_test, test_labels)
 
 
 def _features(x, name: str) -> np.ndarray:

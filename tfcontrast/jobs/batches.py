@@ -56,11 +56,10 @@ def with_step_views(stream: tf.data.Dataset, views, seed: int, image_paths: Sequ
         return tf.nest.pack_sequence_as(element, flat)
 
     steps = tf.data.Dataset.range(start_step, total_steps)
-    return (
-        tf.data.Dataset.zip(steps, stream)
-        .map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .prefetch(tf.data.AUTOTUNE)
+    views_stream = tf.data.Dataset.zip(steps, stream).map(
+        augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
     )
+    return data.steady_pipeline(views_stream)
 
 
 def batch_no_larger_than_the_data(config, run) -> list[tuple[str, str]]:

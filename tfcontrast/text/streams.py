@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from tfcontrast import validation
+from tfcontrast import data, validation
 from tfcontrast.fields import Float, Int
 from tfcontrast.registry import register_batch_kind
 from tfcontrast.text import views
@@ -163,7 +163,8 @@ def pair_batches(
 
 def _stream(batch, steps: int | None) -> tf.data.Dataset:
     steps_ds = tf.data.Dataset.range(steps) if steps is not None else tf.data.Dataset.range(2**62)
-    return steps_ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+    # steady_pipeline: a fixed prefetch with autotuning off, as every training pipeline (no wait at the end of fit)
+    return data.steady_pipeline(steps_ds.map(batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True))
 
 
 def _step_seed(seed: int, step) -> tf.Tensor:
