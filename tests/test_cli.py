@@ -151,6 +151,7 @@ def test_lookup_scales_raw_queries_and_says_when_it_returns_fewer(run, tmp_path)
     assert "query 0 of q.npy: the 1437 nearest training examples" in text
 
 
+@pytest.mark.slow  # ~30 s; tests/test_export.py loads an export without tfcontrast in the default run
 def test_exported_lookup_loads_without_tfcontrast(run, tmp_path):
     workdir, _ = run
     queries = data.load_digits().x_train[[7, 11]]

@@ -207,8 +207,8 @@ def test_wrong_types_and_bad_values_name_the_key(section, key, value, message):
 
 def test_an_unknown_method_lists_the_registered_ones():
     config = load().to_dict()
-    config["method"] = "moco"
-    assert problems(config) == {"config.method": f"must be one of {registry.methods.names()}, got 'moco'"}
+    config["method"] = "mocov9"
+    assert problems(config) == {"config.method": f"must be one of {registry.methods.names()}, got 'mocov9'"}
     del config["method"]
     assert problems(config) == {"config.method": f"must be one of {registry.methods.names()}, missing"}
 

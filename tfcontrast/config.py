@@ -639,12 +639,18 @@ def from_json(text: str) -> ml_collections.ConfigDict:
     """
     values = json.loads(text)
     if isinstance(values, dict):
+        try:
+            known = schema(values["method"])
+        except (KeyError, TypeError, ValueError):
+            known = None  # validate() names what is wrong
         for key, default in ADDED_KEYS.items():
             *parents, leaf = key.split(".")
-            section = values
+            section, fields = values, known
             for part in parents:
                 section = section.get(part) if isinstance(section, dict) else None
-            if isinstance(section, dict) and leaf not in section:
+                fields = fields.get(part) if isinstance(fields, dict) else None
+            # only where the method's schema has the key (a data kind may replace the section, e.g. text's index)
+            if isinstance(section, dict) and leaf not in section and isinstance(fields, dict) and leaf in fields:
                 section[leaf] = default
     return validate(values)
 

@@ -17,7 +17,9 @@ import tensorflow as tf
 from tfcontrast import data, multicrop, registry
 from tfcontrast.jobs import components, inputs
 
-from ..tiny_configs import tiny_config
+from tfcontrast.text import streams as text_streams
+
+from ..tiny_configs import IMAGE_METHODS, tiny_config
 
 
 @pytest.fixture(scope="module")
@@ -35,10 +37,11 @@ def test_steady_pipeline_keeps_the_elements_and_turns_autotuning_off():
 
 
 def one_method_per_batch_kind() -> list[str]:
-    """The first registered method of each batch kind (the stream is the batch kind's)."""
+    """The first registered image method of each batch kind (the stream is the batch kind's; text: below)."""
     first = {}
     for spec in registry.methods:
-        first.setdefault(spec.batch, spec.name)
+        if spec.name in IMAGE_METHODS:
+            first.setdefault(spec.batch, spec.name)
     return sorted(first.values())
 
 
@@ -48,6 +51,15 @@ def test_the_job_stream_of_every_batch_kind_has_autotuning_off(method, digits):
     views = inputs.augmentation(config, digits.input_shape)
     stream = inputs.training_stream(config, digits, views, start_step=1)
     assert stream.options().autotune.enabled is False, method
+
+
+def test_the_text_streams_have_autotuning_off():
+    ids = tf.ragged.constant([[1, 2, 3, 4, 5, 6, 7, 8]] * 4 + [[2, 3, 4, 5, 6, 7, 8, 9, 10]] * 4, dtype=tf.int32)
+    for name, stream in {
+        "simcse_batches": text_streams.simcse_batches(ids, batch_size=4, sequence_length=4, steps=2),
+        "declutr_batches": text_streams.declutr_batches(ids, batch_size=2, sequence_length=4, min_length=2, max_length=3, steps=2),
+    }.items():
+        assert stream.options().autotune.enabled is False, name
 
 
 def test_public_training_pipelines_have_autotuning_off(digits):

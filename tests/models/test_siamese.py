@@ -400,7 +400,7 @@ def test_encoder_must_output_rank_two_and_embedding_dim_be_positive():
 # ---------------------------------------------------------------- examples
 
 
-@pytest.mark.parametrize("script", ["siamese_digits.py", "triplet_digits.py"])
+@pytest.mark.parametrize("script", [pytest.param("siamese_digits.py", marks=pytest.mark.slow), "triplet_digits.py"])
 def test_example_runs_end_to_end_with_a_few_steps(script):
     out = subprocess.run(
         [sys.executable, os.path.join("examples", script), "--steps", "3"],

@@ -81,6 +81,7 @@ def test_canonical_text_removes_what_varies_between_runs():
     assert docstrings.canonical_text(text) == "Draw samples.\n>>> x.sample(3)\nUse of ``{'a', 'b', 'c'}`` is deprecated."
 
 
+@pytest.mark.slow  # ~25 s: three fresh processes
 def test_the_corpus_is_the_same_in_processes_with_other_hash_seeds_and_random_states():
     """SciPy builds some docstrings at import with unseeded draws and hash-ordered sets; the corpus must not."""
     code = (

@@ -9,8 +9,9 @@ tfcontrast installed:
 * ``lookup`` (with ``names`` and ``embeddings``): ``text`` ->
   ``{"names": string [batch, k], "scores": float32 [batch, k]}``, the ``k``
   documents with the highest cosine similarity, best first (an exact search
-  in the graph through :class:`tfcontrast.index.NearestNeighbors`; with fewer
-  than ``k`` documents the extra columns are name ``""``, score ``-inf``).
+  in the graph through :class:`tfcontrast.index.NearestNeighbors`; ``k`` is
+  clamped to the number of documents, as by every index; a text whose
+  embedding is not finite gets name ``""``, score ``-inf``).
 
 The directory is written to a temporary name and renamed into place, so an
 interrupted export leaves any previous one intact.

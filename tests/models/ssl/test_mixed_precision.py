@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import ml_collections
+
 from tfcontrast import registry
 from tfcontrast.models import DirectPred
 from tfcontrast.models.ssl.directpred import directpred_predictor
@@ -23,9 +25,13 @@ from .conftest import bn_encoder, fixed_views
 MOMENTUM_METHODS = [spec.name for spec in registry.methods if issubclass(spec.model, MomentumModel)]
 
 
-def momentum_model(name: str, **kwargs):
+def momentum_model(name: str, total_steps: int = 100, **kwargs):
+    """The method as its registered builder makes it (MoCHi's mixing keys go to its mixing), on a BN encoder."""
     spec = registry.methods.get(name)
-    return spec.model(bn_encoder(), **{**spec.example, **kwargs})
+    config = ml_collections.ConfigDict({"model": {**spec.defaults(), **spec.example, **kwargs}, "train": {"steps": total_steps}})
+    if spec.build is None:
+        return spec.model(bn_encoder(), total_steps=total_steps, **{**spec.example, **kwargs})
+    return spec.build(config, bn_encoder(), registry.BuildContext(input_shape=(64,)))
 
 
 @pytest.fixture

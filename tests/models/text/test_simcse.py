@@ -75,6 +75,7 @@ def test_jit_compiled_step_equals_the_graph_step():
         np.testing.assert_allclose(x, g, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # ~40 s; DeCLUTR and the dual encoder keep a two-replica test in the default run
 def test_two_replicas_take_the_same_step_as_one_device_on_the_global_batch(two_replicas):
     """Negatives gathered across replicas: the update equals the single-device update."""
     ids = batch(8)
