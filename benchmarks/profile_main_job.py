@@ -129,6 +129,10 @@ def _install(timers: Timers) -> None:
 
     from tfcontrast import jobs
 
+    # the command's job modules load lazily: import them (and every phase's module) before looking for copies
+    for module_name in ("tfcontrast.jobs.kinds", "tfcontrast.jobs.images", "tfcontrast.jobs.training",
+                        *(phase[0] for phase in PHASES)):
+        importlib.import_module(module_name)
     loaded = [m for name, m in sys.modules.items() if name.startswith("tfcontrast") and m is not None]
     for module_name, attr, name, parent in PHASES:
         module = importlib.import_module(module_name)
