@@ -41,7 +41,7 @@ import numpy as np
 from tfcontrast import config as config_lib, index as index_lib, registry, text
 from tfcontrast.fields import Choice, Float, Int, Str
 from tfcontrast.jobs import checkpoint, components, workdir as workdir_lib
-from tfcontrast.jobs.training import RunError, _previous_config
+from tfcontrast.jobs.training import RunError, _previous_config, check_workdir
 
 SOURCES = ("docstrings", "text_folder", "jsonl")
 REPORT = "report.md"
@@ -105,16 +105,8 @@ def train(config, workdir: str, out: Callable[[str], None] = print) -> dict:
     started = time.perf_counter()
     config = config_lib.validate(config)
     wd = workdir_lib.Workdir(workdir)
-    previous = _previous_config(wd)
-    if previous is None and os.path.isdir(wd.root) and os.listdir(wd.root):
-        raise RunError(f"{wd.root} is not empty and holds no run (no config.json); use a new or empty --workdir.")
+    previous = check_workdir(wd, config)
     if previous is not None:
-        changed = config_lib.differences(previous.to_dict(), config.to_dict())
-        if changed:
-            raise RunError(
-                f"{wd.root} holds a run of another config (it differs at {', '.join('config.' + k for k in changed)}); "
-                "use a new --workdir, or the same config to continue that run."
-            )
         if os.path.exists(wd.summary) and workdir_lib.read_json(wd.summary).get("status") == "done":
             out(f"{wd.root}: already trained and evaluated; nothing to do.")
             return workdir_lib.read_json(wd.summary)

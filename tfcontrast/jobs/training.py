@@ -39,6 +39,7 @@ import warnings
 from typing import Callable
 
 import keras
+import ml_collections
 
 from tfcontrast import config as config_lib, storage
 from tfcontrast.callbacks import CollapseAlarm, NonFiniteError, TerminateOnNonFinite
@@ -70,20 +71,7 @@ def train(
     config = config_lib.validate(config)
     bar = progress_lib.use_bar(progress)
     wd = workdir_lib.Workdir(workdir)
-    try:
-        storage.check_folder(wd.root)
-    except ValueError as err:
-        raise RunError(str(err)) from None
-    previous = _previous_config(wd)
-    if previous is None and os.path.isdir(wd.root) and os.listdir(wd.root):
-        raise RunError(f"{wd.root} is not empty and holds no run (no config.json); use a new or empty --workdir.")
-    if previous is not None:
-        changed = config_lib.differences(previous.to_dict(), config.to_dict())
-        if changed:
-            raise RunError(
-                f"{wd.root} holds a run of another config (it differs at {', '.join('config.' + k for k in changed)}); "
-                "use a new --workdir, or the same config to continue that run."
-            )
+    check_workdir(wd, config)
     try:
         state = checkpoint.read_state(wd.checkpoint, out=out)
     except checkpoint.CheckpointError as err:
@@ -177,6 +165,30 @@ def _collapse_alarm(model, state: dict | None, out: Callable[[str], None], bar: 
     initial = {key: values[0] for key, values in history.items() if key in (CollapseAlarm.STD_KEY, CollapseAlarm.RANK_KEY) and values}
     # below a progress bar, start on a new line (the bar's epoch line is finished after the callbacks)
     return CollapseAlarm(initial=initial, out=(lambda message: out("\n" + message)) if bar else out)
+
+
+def check_workdir(wd: workdir_lib.Workdir, config) -> ml_collections.ConfigDict | None:
+    """The config of the run already in ``wd`` (``None`` for a new or empty folder), which must be ``config``.
+
+    Raises:
+        RunError: ``wd`` is a folder a run may not use (a file, the current or home folder...), is not
+            empty and holds no run, or holds a run of another config.
+    """
+    try:
+        storage.check_folder(wd.root)
+    except ValueError as err:
+        raise RunError(str(err)) from None
+    previous = _previous_config(wd)
+    if previous is None and os.path.isdir(wd.root) and os.listdir(wd.root):
+        raise RunError(f"{wd.root} is not empty and holds no run (no config.json); use a new or empty --workdir.")
+    if previous is not None:
+        changed = config_lib.differences(previous.to_dict(), config.to_dict())
+        if changed:
+            raise RunError(
+                f"{wd.root} holds a run of another config (it differs at {', '.join('config.' + k for k in changed)}); "
+                "use a new --workdir, or the same config to continue that run."
+            )
+    return previous
 
 
 def _previous_config(wd: workdir_lib.Workdir):
