@@ -13,9 +13,22 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 
 def dot(u, v) -> float:
     return sum(float(a) * float(b) for a, b in zip(u, v))
+
+
+def unit(v) -> np.ndarray:
+    """``v / ||v||`` in float64 (the norm summed in a loop)."""
+    norm = math.sqrt(sum(float(x) * float(x) for x in v))
+    return np.array([float(x) / norm for x in v], np.float64)
+
+
+def cosine(u, v) -> float:
+    """The cosine of the angle between ``u`` and ``v``: the dot product of their unit vectors."""
+    return dot(unit(u), unit(v))
 
 
 def tfsim_distance(u, v, distance: str) -> float:

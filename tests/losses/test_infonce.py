@@ -9,20 +9,12 @@ from tests.losses.checks import (
     assert_replicas_equal_one_device,
     numerical_gradient,
 )
+from tests.losses.reference import cosine
 from tfcontrast import losses
 
 # ---------------------------------------------------------------- reference
 # He et al. 2020 (MoCo) eq. 1 from the definition, explicit loops in float64; extra (per-query)
 # negatives as in Kalantidis et al. 2020 (MoCHi): appended to that query's denominator.
-
-
-def unit(v):
-    v = np.asarray(v, np.float64)
-    return v / math.sqrt(sum(x * x for x in v))
-
-
-def dot(u, v):
-    return sum(x * y for x, y in zip(unit(u), unit(v)))
 
 
 def reference_info_nce(queries, keys, negatives=None, extra=None, t=0.2):
@@ -35,8 +27,8 @@ def reference_info_nce(queries, keys, negatives=None, extra=None, t=0.2):
             negative_vectors = list(negatives)
         if extra is not None:
             negative_vectors += list(extra[i])
-        positive = math.exp(dot(queries[i], keys[i]) / t)
-        negative_mass = sum(math.exp(dot(queries[i], m) / t) for m in negative_vectors)
+        positive = math.exp(cosine(queries[i], keys[i]) / t)
+        negative_mass = sum(math.exp(cosine(queries[i], m) / t) for m in negative_vectors)
         total += math.log1p(negative_mass / positive)  # = -log(positive / (positive + negative_mass)), exactly
     return total / n
 
@@ -46,7 +38,7 @@ def reference_one_directional_nt_xent(z_a, z_b, t):
     n = len(z_a)
     total = 0.0
     for i in range(n):
-        logits = [dot(z_a[i], z_b[j]) / t for j in range(n)]
+        logits = [cosine(z_a[i], z_b[j]) / t for j in range(n)]
         total += -(logits[i] - math.log(sum(math.exp(v) for v in logits)))
     return total / n
 

@@ -7,12 +7,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.losses.reference import unit
 from tfcontrast.losses import ArcFaceLoss, CosFaceLoss, arcface_loss, cosface_loss
-
-
-def unit(v):
-    v = np.asarray(v, np.float64)
-    return v / np.linalg.norm(v)
 
 
 def np_margin_softmax(labels, embeddings, weights, scale, margined):

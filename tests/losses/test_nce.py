@@ -9,6 +9,7 @@ from tests.losses.checks import (
     assert_replicas_equal_one_device,
     numerical_gradient,
 )
+from tests.losses.reference import cosine
 from tfcontrast import losses
 
 # ---------------------------------------------------------------- reference
@@ -16,21 +17,12 @@ from tfcontrast import losses
 # float64: h(x, m) = e^{x.m/t} / (e^{x.m/t} + N mu); L = mean_i [-log h(q_i, m_i) - sum_j log(1 - h(q_i, n_j))].
 
 
-def unit(v):
-    v = np.asarray(v, np.float64)
-    return v / math.sqrt(sum(x * x for x in v))
-
-
-def dot(u, v):
-    return sum(x * y for x, y in zip(unit(u), unit(v)))
-
-
 def reference_log_noise_mean(queries, negatives, t, mask=None):
     total, count = 0.0, 0
     for i, q in enumerate(queries):
         for j, m in enumerate(negatives):
             if mask is None or mask[i][j]:
-                total += math.exp(dot(q, m) / t)
+                total += math.exp(cosine(q, m) / t)
                 count += 1
     return math.log(total / count)
 
@@ -41,7 +33,7 @@ def reference_nce(queries, positives, negatives, t=0.07, log_noise_mean=None, ma
     noise = len(negatives) * math.exp(log_noise_mean)  # N mu
 
     def h(x, m):
-        e = math.exp(dot(x, m) / t)
+        e = math.exp(cosine(x, m) / t)
         return e / (e + noise)
 
     total = 0.0

@@ -5,12 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.losses.reference import unit
 from tfcontrast.losses import ProxyAnchorLoss, ProxyNCALoss, proxy_anchor_loss, proxy_nca_loss
-
-
-def unit(v):
-    v = np.asarray(v, np.float64)
-    return v / np.linalg.norm(v)
 
 
 def np_proxy_anchor(labels, embeddings, proxies, margin, alpha):
