@@ -41,7 +41,7 @@ import numpy as np
 from tfcontrast import config as config_lib, index as index_lib, registry, text
 from tfcontrast.fields import Choice, Float, Int, Str
 from tfcontrast.jobs import checkpoint, components, workdir as workdir_lib
-from tfcontrast.jobs.training import RunError, _previous_config, check_workdir
+from tfcontrast.jobs.training import RunError, _previous_config, check_workdir, restore_checkpoint
 
 SOURCES = ("docstrings", "text_folder", "jsonl")
 REPORT = "report.md"
@@ -117,10 +117,7 @@ def train(config, workdir: str, out: Callable[[str], None] = print) -> dict:
     if problems:
         raise config_lib.ConfigError(problems)
     model = build_model(config, data)
-    try:
-        state = checkpoint.restore(model, wd.checkpoint, out=out)
-    except (OSError, ValueError) as err:
-        raise RunError(f"cannot restore the checkpoint in {wd.checkpoint}: {err}") from None
+    state = restore_checkpoint(model, wd, out)
     spe = config.train.steps_per_epoch
     start_epoch = state["epoch"] if state else 0
     try:

@@ -88,10 +88,7 @@ def train(
     run = inputs.load_split(config)
     views = inputs.augmentation(config, run.input_shape)
     model = components.initial_model(config, run.input_shape, run.num_classes)
-    try:
-        state = checkpoint.restore(model, wd.checkpoint, out=out)
-    except (OSError, ValueError) as err:
-        raise RunError(f"cannot restore the checkpoint in {wd.checkpoint}: {err}") from None
+    state = restore_checkpoint(model, wd, out)
     spe = config.train.steps_per_epoch
     start_epoch = state["epoch"] if state else 0
 
@@ -189,6 +186,18 @@ def check_workdir(wd: workdir_lib.Workdir, config) -> ml_collections.ConfigDict 
                 "use a new --workdir, or the same config to continue that run."
             )
     return previous
+
+
+def restore_checkpoint(model, wd: workdir_lib.Workdir, out: Callable[[str], None] = print) -> dict | None:
+    """The run's last usable checkpoint restored into ``model`` (its state), or ``None`` for a new run.
+
+    Raises:
+        RunError: no checkpoint of the run can be restored.
+    """
+    try:
+        return checkpoint.restore(model, wd.checkpoint, out=out)
+    except (OSError, ValueError) as err:
+        raise RunError(f"cannot restore the checkpoint in {wd.checkpoint}: {err}") from None
 
 
 def _previous_config(wd: workdir_lib.Workdir):
