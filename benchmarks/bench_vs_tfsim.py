@@ -83,6 +83,10 @@ here runs in CI.
 
 Run (final numbers, quiet machine, ~40 min on 2 cores):
     python benchmarks/bench_vs_tfsim.py --rounds 5
+The same work, without parallelism (``--threads 1``: one intra-op and one
+inter-op thread in both processes): CPU time per image then measures the
+kernels each library runs, free of how well each schedules them on 2 cores:
+    python benchmarks/bench_vs_tfsim.py --workloads cnn-simclr --heads equal --rounds 2 --threads 1
 Smoke test (both sides end to end, a few minutes):
     python benchmarks/bench_vs_tfsim.py --quick --allow-loaded
 """
@@ -332,6 +336,8 @@ def run_child(library: str, workload: str, heads: str, args, python: Path) -> di
                "--steps", str(args.steps or WORKLOADS[workload][1]),
                "--warmup", str(args.warmup), "--fits", str(args.fits)] + (["--jit"] if args.jit else [])
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    if args.threads:  # TensorFlow reads these at start-up, for both libraries alike
+        env.update(TF_NUM_INTRAOP_THREADS=str(args.threads), TF_NUM_INTEROP_THREADS=str(args.threads))
     if library == "tfsim":
         env["TF_USE_LEGACY_KERAS"] = "1"
         env.pop("PYTHONPATH", None)  # nothing of ours on its path
@@ -363,6 +369,8 @@ def main():
     parser.add_argument("--warmup", type=int, default=3, help="steps of the warm-up fit (tracing included)")
     parser.add_argument("--batch", type=int, default=0, help="override the workloads' batches (128 / 32)")
     parser.add_argument("--jit", action="store_true", help="jit_compile=True in both libraries")
+    parser.add_argument("--threads", type=int, default=0,
+                        help="TensorFlow's intra- and inter-op threads in both processes (0: TensorFlow's default)")
     parser.add_argument("--max-other-cpu", type=float, default=0.05, help="gate: cores other processes may use")
     parser.add_argument("--gate-seconds", type=float, default=2.0, help="gate measurement window")
     parser.add_argument("--gate-tries", type=int, default=30)
@@ -383,7 +391,8 @@ def main():
     pythons = {"tfcontrast": Path(sys.executable), "tfsim": tfsim_python(args)}
     started = time.perf_counter()
     print(f"{os.cpu_count()} CPUs; {args.rounds} rounds x {args.fits} timed fits per process; "
-          f"gate: other processes <= {args.max_other_cpu} cores; jit_compile {'on' if args.jit else 'default'}",
+          f"gate: other processes <= {args.max_other_cpu} cores; jit_compile {'on' if args.jit else 'default'}; "
+          f"TensorFlow threads {args.threads or 'default'}",
           flush=True)
     results = {}
     loaded = False
