@@ -37,6 +37,7 @@ Wall times on a shared machine are noisy; the quality numbers are seeded.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -62,6 +63,7 @@ RECIPE = {
     "final_norm": "pooled",
     "batch_size": 64,
     "lr": 1e-3,
+    "weight_decay": 0.01,
     "warmup": 100,
     "simcse": {"steps": 800, "temperature": 0.05},
     "declutr": {"steps": 800, "temperature": 0.05, "num_anchors": 1, "num_positives": 1, "min_length": 16},
@@ -92,13 +94,15 @@ def settings(overrides: list[str], quick: bool) -> dict:
         except json.JSONDecodeError:
             parsed = value
         section, _, name = key.rpartition(".")
-        (recipe[section] if section else recipe)[name] = parsed
+        (recipe.setdefault(section, {}) if section else recipe)[name] = parsed
     return recipe
 
 
 def method_config(recipe: dict, method: str) -> dict:
+    """The shared keys, then the stage's section; a variant ``stage@name`` adds its own section on top."""
     shared = {k: v for k, v in recipe.items() if not isinstance(v, dict)}
-    return {**shared, **recipe[method]}
+    base = method.split("@")[0]
+    return {**shared, **recipe[base], **(recipe.get(method, {}) if method != base else {})}
 
 
 def make_encoder(config: dict, seed: int) -> keras.Model:
@@ -114,7 +118,7 @@ def optimizer(config: dict) -> keras.optimizers.Optimizer:
         0.0, decay_steps=max(config["steps"] - config["warmup"], 1), warmup_target=config["lr"],
         warmup_steps=config["warmup"],
     )
-    return keras.optimizers.AdamW(schedule, weight_decay=0.01)
+    return keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"])
 
 
 def simcse_stage(encoder, config, data, seed):
@@ -142,23 +146,46 @@ def pairs_stage(encoder, config, data, seed):
     return model, tfc.text.pair_batches(queries, passages, config["batch_size"], config["sequence_length"], seed=seed)
 
 
-# A method is one stage or several run one after the other on the same encoder ("declutr+pairs").
+# A method is one stage or several run one after the other on the same encoder ("declutr+pairs"); a stage
+# variant "pairs@fast" takes the settings of "pairs" updated by its own section (--set pairs@fast.steps=200).
 STAGES = {"simcse": simcse_stage, "declutr": declutr_stage, "pairs": pairs_stage}
 
 
-def train_method(method: str, recipe: dict, data, seed: int) -> tuple[keras.Model, dict]:
+def stage_cache_path(cache: str, stages: list[str], recipe: dict, data, seed: int) -> str:
+    """Where the encoder after ``stages`` is cached: a hash of the stages' settings, the data and the seed."""
+    key = {
+        "stages": [[s, method_config(recipe, s)] for s in stages],
+        "encoder": method_config(recipe, stages[0]),
+        "data": data.metadata(),
+        "seed": seed,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return os.path.join(cache, f"{'+'.join(stages)}-{digest}.weights.h5")
+
+
+def train_method(method: str, recipe: dict, data, seed: int, cache: str | None = None) -> tuple[keras.Model, dict]:
+    """Trains the stages of ``method`` in turn; with ``cache``, a stage prefix trained before is loaded, not retrained."""
     stages = method.split("+")
     encoder = make_encoder(method_config(recipe, stages[0]), seed)
     info = {"fit_s": 0.0, "steps": 0}
-    for stage in stages:
+    for i, stage in enumerate(stages):
         config = method_config(recipe, stage)
-        model, stream = STAGES[stage](encoder, config, data, seed)
+        path = stage_cache_path(cache, stages[: i + 1], recipe, data, seed) if cache else None
+        if path and os.path.exists(path):
+            encoder.load_weights(path)
+            info[f"{stage}_cached"] = path
+            continue
+        keras.utils.set_random_seed(seed + i)  # each stage's dropout draws do not depend on a cached prefix
+        model, stream = STAGES[stage.split("@")[0]](encoder, config, data, seed)
         model.compile(optimizer=optimizer(config))
         start = time.perf_counter()
         history = model.fit(stream, steps_per_epoch=config["steps"], epochs=1, verbose=0, shuffle=False)
         info["fit_s"] += time.perf_counter() - start
         info["steps"] += config["steps"]
         info[f"{stage}_final_loss"] = history.history["loss"][-1]
+        if path:
+            os.makedirs(cache, exist_ok=True)
+            encoder.save_weights(path)
     return encoder, info
 
 
@@ -187,6 +214,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the recipe")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--cache", help="folder of trained encoders: a stage prefix (e.g. declutr of declutr+pairs) "
+                        "trained with the same settings is loaded instead of retrained")
     args = parser.parse_args(argv)
     recipe = settings(args.set, args.quick)
     methods = [m for m in args.methods.split(",") if m]
@@ -231,7 +260,7 @@ def main(argv=None) -> dict:
             extra,
         )
     for method in methods:
-        encoder, extra = train_method(method, recipe, data, args.seed)
+        encoder, extra = train_method(method, recipe, data, args.seed, args.cache)
         evaluate(method, tfc.text.embedder(tfc.text.string_encoder(vectorizer, encoder)), extra)
 
     print()

@@ -44,6 +44,7 @@ def tiny_overrides(folder) -> dict:
         "data.sequence_length": 32, "encoder.dim": 16, "train.steps": 4, "train.steps_per_epoch": 2,
         "train.batch_size": 8, "train.min_span_tokens": 4, "optimizer.warmup_steps": 0,
         "eval.word2vec_dim": 8, "eval.word2vec_epochs": 1, "index.lookup_k": 3,
+        "pairs.steps": 2, "pairs.warmup_steps": 0,
     }
 
 
