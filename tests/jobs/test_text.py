@@ -26,7 +26,7 @@ TOPICS = [
     "file path read write open directory encoding bytes".split(),
     "cluster kmeans centroid label distance inertia partition group".split(),
 ]
-ROWS = ("tfidf", "random_encoder", "word2vec_mean", "trained")
+ROWS = ("tfidf", "random_encoder", "word2vec_mean", "before_pairs", "trained")  # tiny_overrides runs the pair stage
 METRICS = ("span/recall@1", "span/recall@5", "span/mrr", "summary/recall@1", "summary/recall@5", "summary/mrr")
 COUNTS = ("span/n", "summary/n")
 

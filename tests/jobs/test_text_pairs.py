@@ -128,3 +128,8 @@ def test_the_stage_runs_after_the_method_changes_the_encoder_and_a_resume_repeat
     strings = text.embedder(saved)(list(data.held_out.texts[:4]))
     np.testing.assert_allclose(strings, pair_model.encoder(probe, training=False).numpy(), rtol=1e-4, atol=1e-5)
     assert not np.allclose(strings, method_model.encoder(probe, training=False).numpy(), atol=1e-3)
+    # the report's row "before_pairs" scores the method's encoder, "trained" the final one
+    results = summary["evaluation"]["results"]
+    assert list(results)[-2:] == ["before_pairs", "trained"]
+    again = text.evaluate_text_encoder(method_model.encoder, data, seed=config.seed, baselines=())["trained"]
+    assert again == pytest.approx(results["before_pairs"])

@@ -23,8 +23,9 @@
 5. :func:`evaluate`: on the held-out documents, span -> span and summary ->
    body retrieval (recall@1/@5, MRR; :func:`tfcontrast.text.evaluate_text_retrieval`)
    of the trained encoder next to TF-IDF (fitted on the training split), the
-   same encoder at its initial weights and the mean of SkipGram word vectors
-   trained on the training split (``eval.word2vec_*``); an index of every
+   same encoder at its initial weights, the mean of SkipGram word vectors
+   trained on the training split (``eval.word2vec_*``) and, when the pair
+   stage ran, the encoder before it (row ``before_pairs``); an index of every
    document (``index/``, payload = the document's name); a SavedModel
    (``export/``) whose ``lookup`` signature takes raw strings and returns the
    ``index.lookup_k`` nearest names; ``summary.json`` (``train.stages``:
@@ -51,6 +52,7 @@ from tfcontrast.jobs.training import RunError, _previous_config, check_workdir, 
 
 SOURCES = ("docstrings", "text_folder", "jsonl")
 REPORT = "report.md"
+BEFORE_PAIRS = "before_pairs"  # the results row of the method's encoder alone when the pair stage ran
 
 
 # ------------------------------------------------------------------ the job
@@ -190,8 +192,10 @@ def evaluate(workdir: str, out: Callable[[str], None] = print, data: text.TextDa
         "tfidf": text.tfidf_embedder(data.train.texts),
         "random_encoder": text.embedder(random_strings),
         "word2vec_mean": lambda texts: skipgram.mean_vectors(text.tokenize(data.vectorizer, texts)),
-        "trained": text.embedder(strings),
     }
+    if config.pairs.steps:  # the method's encoder alone (its last checkpoint), before the pair stage
+        rows[BEFORE_PAIRS] = text.embedder(text.string_encoder(data.vectorizer, _method_encoder(config, data, wd)))
+    rows["trained"] = text.embedder(strings)
     tasks = text.retrieval_tasks(data.held_out, seed=config.seed)
     results = {name: text.evaluate_text_retrieval(embed, tasks) for name, embed in rows.items()}
 
@@ -267,6 +271,13 @@ def _targets(results: dict) -> dict:
         "summary_ratio": round(ratio, 4),
         "summary_at_least_0.9x": bool(ratio >= 0.9),
     }
+
+
+def _method_encoder(config, data: text.TextData, wd: workdir_lib.Workdir) -> keras.Model:
+    """The encoder at the end of the method's own stage (``checkpoint/``), i.e. before the pair stage."""
+    model = build_model(config, data)
+    restore_checkpoint(model, wd, out=lambda line: None)
+    return registry.methods.get(config.method).embedder(model)
 
 
 def _skipgram(config, data: text.TextData) -> text.SkipGram:
