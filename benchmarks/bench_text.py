@@ -19,7 +19,17 @@ recall@1, recall@5 and MRR, cosine similarity. Rows:
 * ``simcse`` / ``declutr``: the encoder trained by
   :class:`tfcontrast.models.SimCSE` / :class:`tfcontrast.models.DeCLUTR`
   (``model.fit`` on :func:`tfcontrast.text.simcse_batches` /
-  :func:`tfcontrast.text.declutr_batches`).
+  :func:`tfcontrast.text.declutr_batches`);
+* ``declutr+pairs``: stages in turn on one encoder; ``pairs`` is a
+  :class:`tfcontrast.models.DualEncoder` on (first paragraph, rest) pairs of
+  the *training* docstrings with in-batch negatives, as the text job's pair
+  stage (:mod:`tfcontrast.jobs.text_pairs`). A variant ``pairs@name`` takes
+  ``--set pairs@name.key=value`` on top of ``pairs``; ``--cache DIR`` reuses a
+  trained prefix (``declutr`` of ``declutr+pairs``) with the same settings.
+
+The settings of the text job (``configs/declutr_docstrings.py``) are
+``--set depth=0 --set sequence_length=256 --set lr=2e-3 --set weight_decay=1e-4
+--set declutr.steps=1200 --set declutr.temperature=0.2 --set declutr.min_length=8``.
 
 Model selection: ``--validation`` trains on 80% of the training split and
 scores on the other 20% of it, never touching the held-out documents; the
@@ -28,6 +38,8 @@ recipe below was chosen that way.
 Run:  python benchmarks/bench_text.py                       (the recipe; a few minutes per method on 2 cores)
       python benchmarks/bench_text.py --quick               (smoke run: tiny model, few steps)
       python benchmarks/bench_text.py --methods declutr --validation
+      python benchmarks/bench_text.py --methods declutr,declutr+pairs,declutr+pairs@t05 --set pairs@t05.temperature=0.05 \
+          --validation --cache /tmp/text_cache
       python benchmarks/bench_text.py --packages numpy,scipy,sklearn,matplotlib --json out.json
       python benchmarks/bench_text.py --set declutr.steps=3000 --set dim=128
 
@@ -67,7 +79,7 @@ RECIPE = {
     "warmup": 100,
     "simcse": {"steps": 800, "temperature": 0.05},
     "declutr": {"steps": 800, "temperature": 0.05, "num_anchors": 1, "num_positives": 1, "min_length": 16},
-    "pairs": {"steps": 400, "temperature": 0.05},
+    "pairs": {"steps": 400, "temperature": 0.1, "lr": 1e-3},  # the pair stage of configs/declutr_docstrings.py
     "skipgram": {"dim": 128, "window": 5, "num_negatives": 5, "epochs": 2, "batch_size": 2048, "lr": 3e-3},
 }
 QUICK = {

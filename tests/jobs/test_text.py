@@ -139,10 +139,10 @@ def test_a_finished_run_is_not_retrained_and_another_config_is_refused(run, corp
 
 @pytest.mark.slow
 def test_full_size_declutr_on_the_docstrings_beats_tfidf_on_spans_and_answers_on_the_command_line(tmp_path):
-    """The packaged config as shipped (about 5 CPU-minutes on 2 cores): saved_model_cli and tfcontrast lookup.
+    """The packaged config as shipped (about 7 CPU-minutes on 2 cores): saved_model_cli and tfcontrast lookup.
 
-    Measured (benchmarks/RESULTS.md, section 11): span -> span recall@1 0.373 against TF-IDF's 0.198 (target met),
-    summary -> body 0.78x TF-IDF (the issue's target is 0.9x: not met; asserted at the measured level).
+    Measured (benchmarks/RESULTS.md, section 12): DeCLUTR then the (summary, body) pair stage; span -> span
+    beats TF-IDF and summary -> body reaches more than the issue's 0.9x TF-IDF (both targets met).
     """
     workdir = str(tmp_path / "text")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -150,7 +150,7 @@ def test_full_size_declutr_on_the_docstrings_beats_tfidf_on_spans_and_answers_on
     subprocess.run([os.path.join(bin_dir, "tfcontrast"), "train", "--config", "declutr_docstrings", "--workdir", workdir],
                    check=True, env=env, capture_output=True)
     targets = json.load(open(Workdir(workdir).summary))["evaluation"]["targets"]
-    assert targets["span_beats_tfidf"] and targets["summary_ratio"] >= 0.75, targets
+    assert targets["span_beats_tfidf"] and targets["summary_at_least_0.9x"], targets
     looked_up = subprocess.run(
         [os.path.join(bin_dir, "tfcontrast"), "lookup", "--workdir", workdir, "--query", "eigenvalues of a symmetric matrix"],
         check=True, env=env, capture_output=True, text=True,
