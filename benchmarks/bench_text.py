@@ -19,7 +19,17 @@ recall@1, recall@5 and MRR, cosine similarity. Rows:
 * ``simcse`` / ``declutr``: the encoder trained by
   :class:`tfcontrast.models.SimCSE` / :class:`tfcontrast.models.DeCLUTR`
   (``model.fit`` on :func:`tfcontrast.text.simcse_batches` /
-  :func:`tfcontrast.text.declutr_batches`).
+  :func:`tfcontrast.text.declutr_batches`);
+* ``declutr+pairs``: stages in turn on one encoder; ``pairs`` is a
+  :class:`tfcontrast.models.DualEncoder` on (first paragraph, rest) pairs of
+  the *training* docstrings with in-batch negatives, as the text job's pair
+  stage (:mod:`tfcontrast.jobs.text_pairs`). A variant ``pairs@name`` takes
+  ``--set pairs@name.key=value`` on top of ``pairs``; ``--cache DIR`` reuses a
+  trained prefix (``declutr`` of ``declutr+pairs``) with the same settings.
+
+The settings of the text job (``configs/declutr_docstrings.py``) are
+``--set depth=0 --set sequence_length=256 --set lr=2e-3 --set weight_decay=1e-4
+--set declutr.steps=1200 --set declutr.temperature=0.2 --set declutr.min_length=8``.
 
 Model selection: ``--validation`` trains on 80% of the training split and
 scores on the other 20% of it, never touching the held-out documents; the
@@ -28,6 +38,8 @@ recipe below was chosen that way.
 Run:  python benchmarks/bench_text.py                       (the recipe; a few minutes per method on 2 cores)
       python benchmarks/bench_text.py --quick               (smoke run: tiny model, few steps)
       python benchmarks/bench_text.py --methods declutr --validation
+      python benchmarks/bench_text.py --methods declutr,declutr+pairs,declutr+pairs@t05 --set pairs@t05.temperature=0.05 \
+          --validation --cache /tmp/text_cache
       python benchmarks/bench_text.py --packages numpy,scipy,sklearn,matplotlib --json out.json
       python benchmarks/bench_text.py --set declutr.steps=3000 --set dim=128
 
@@ -37,6 +49,7 @@ Wall times on a shared machine are noisy; the quality numbers are seeded.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import sys
@@ -62,10 +75,11 @@ RECIPE = {
     "final_norm": "pooled",
     "batch_size": 64,
     "lr": 1e-3,
+    "weight_decay": 0.01,
     "warmup": 100,
     "simcse": {"steps": 800, "temperature": 0.05},
     "declutr": {"steps": 800, "temperature": 0.05, "num_anchors": 1, "num_positives": 1, "min_length": 16},
-    "pairs": {"steps": 400, "temperature": 0.05},
+    "pairs": {"steps": 400, "temperature": 0.1, "lr": 1e-3},  # the pair stage of configs/declutr_docstrings.py
     "skipgram": {"dim": 128, "window": 5, "num_negatives": 5, "epochs": 2, "batch_size": 2048, "lr": 3e-3},
 }
 QUICK = {
@@ -92,13 +106,15 @@ def settings(overrides: list[str], quick: bool) -> dict:
         except json.JSONDecodeError:
             parsed = value
         section, _, name = key.rpartition(".")
-        (recipe[section] if section else recipe)[name] = parsed
+        (recipe.setdefault(section, {}) if section else recipe)[name] = parsed
     return recipe
 
 
 def method_config(recipe: dict, method: str) -> dict:
+    """The shared keys, then the stage's section; a variant ``stage@name`` adds its own section on top."""
     shared = {k: v for k, v in recipe.items() if not isinstance(v, dict)}
-    return {**shared, **recipe[method]}
+    base = method.split("@")[0]
+    return {**shared, **recipe[base], **(recipe.get(method, {}) if method != base else {})}
 
 
 def make_encoder(config: dict, seed: int) -> keras.Model:
@@ -114,7 +130,7 @@ def optimizer(config: dict) -> keras.optimizers.Optimizer:
         0.0, decay_steps=max(config["steps"] - config["warmup"], 1), warmup_target=config["lr"],
         warmup_steps=config["warmup"],
     )
-    return keras.optimizers.AdamW(schedule, weight_decay=0.01)
+    return keras.optimizers.AdamW(schedule, weight_decay=config["weight_decay"])
 
 
 def simcse_stage(encoder, config, data, seed):
@@ -142,23 +158,46 @@ def pairs_stage(encoder, config, data, seed):
     return model, tfc.text.pair_batches(queries, passages, config["batch_size"], config["sequence_length"], seed=seed)
 
 
-# A method is one stage or several run one after the other on the same encoder ("declutr+pairs").
+# A method is one stage or several run one after the other on the same encoder ("declutr+pairs"); a stage
+# variant "pairs@fast" takes the settings of "pairs" updated by its own section (--set pairs@fast.steps=200).
 STAGES = {"simcse": simcse_stage, "declutr": declutr_stage, "pairs": pairs_stage}
 
 
-def train_method(method: str, recipe: dict, data, seed: int) -> tuple[keras.Model, dict]:
+def stage_cache_path(cache: str, stages: list[str], recipe: dict, data, seed: int) -> str:
+    """Where the encoder after ``stages`` is cached: a hash of the stages' settings, the data and the seed."""
+    key = {
+        "stages": [[s, method_config(recipe, s)] for s in stages],
+        "encoder": method_config(recipe, stages[0]),
+        "data": data.metadata(),
+        "seed": seed,
+    }
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return os.path.join(cache, f"{'+'.join(stages)}-{digest}.weights.h5")
+
+
+def train_method(method: str, recipe: dict, data, seed: int, cache: str | None = None) -> tuple[keras.Model, dict]:
+    """Trains the stages of ``method`` in turn; with ``cache``, a stage prefix trained before is loaded, not retrained."""
     stages = method.split("+")
     encoder = make_encoder(method_config(recipe, stages[0]), seed)
     info = {"fit_s": 0.0, "steps": 0}
-    for stage in stages:
+    for i, stage in enumerate(stages):
         config = method_config(recipe, stage)
-        model, stream = STAGES[stage](encoder, config, data, seed)
+        path = stage_cache_path(cache, stages[: i + 1], recipe, data, seed) if cache else None
+        if path and os.path.exists(path):
+            encoder.load_weights(path)
+            info[f"{stage}_cached"] = path
+            continue
+        keras.utils.set_random_seed(seed + i)  # each stage's dropout draws do not depend on a cached prefix
+        model, stream = STAGES[stage.split("@")[0]](encoder, config, data, seed)
         model.compile(optimizer=optimizer(config))
         start = time.perf_counter()
         history = model.fit(stream, steps_per_epoch=config["steps"], epochs=1, verbose=0, shuffle=False)
         info["fit_s"] += time.perf_counter() - start
         info["steps"] += config["steps"]
         info[f"{stage}_final_loss"] = history.history["loss"][-1]
+        if path:
+            os.makedirs(cache, exist_ok=True)
+            encoder.save_weights(path)
     return encoder, info
 
 
@@ -187,6 +226,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override the recipe")
     parser.add_argument("--json", help="write the results here")
+    parser.add_argument("--cache", help="folder of trained encoders: a stage prefix (e.g. declutr of declutr+pairs) "
+                        "trained with the same settings is loaded instead of retrained")
     args = parser.parse_args(argv)
     recipe = settings(args.set, args.quick)
     methods = [m for m in args.methods.split(",") if m]
@@ -231,7 +272,7 @@ def main(argv=None) -> dict:
             extra,
         )
     for method in methods:
-        encoder, extra = train_method(method, recipe, data, args.seed)
+        encoder, extra = train_method(method, recipe, data, args.seed, args.cache)
         evaluate(method, tfc.text.embedder(tfc.text.string_encoder(vectorizer, encoder)), extra)
 
     print()

@@ -61,7 +61,7 @@ index     ``metric``, ``backend`` (faiss ``exact``/``hnsw``/``ivf``, or ``milvus
 That table is the ``images`` data kind's setting. A method whose batch kind
 trains on another data kind gets that kind's registered sections instead
 (:func:`tfcontrast.registry.register_data_kind`; ``text``: ``data``,
-``encoder``, ``eval`` and ``index`` of :mod:`tfcontrast.jobs.text`, no
+``encoder``, ``eval``, ``index`` and ``pairs`` of :mod:`tfcontrast.jobs.text`, no
 ``augment``), and its checks in place of :func:`image_checks`.
 
 ``tfcontrast configs show base`` prints the shared sections with a comment on
@@ -403,28 +403,29 @@ def _cross_checks(c: dict) -> list[tuple[str, str]]:
         problems.append(
             ("config.train.steps", f"must be a multiple of train.steps_per_epoch ({train['steps_per_epoch']}), got {train['steps']}")
         )
-    stop = train["stop_after_steps"]
-    if stop and (stop % train["steps_per_epoch"] or stop >= train["steps"]):
+    spec = registry.methods.get(c["method"])
+    kind = registry.batch_kinds.get(spec.batch)
+    data_kind = registry.data_kinds.get(kind.data)
+    stop, run_steps = train["stop_after_steps"], data_kind.run_steps(c)
+    if stop and (stop % train["steps_per_epoch"] or stop >= run_steps):
+        below = f"train.steps ({train['steps']})" if run_steps == train["steps"] else f"the run's {run_steps} steps in all"
         problems.append(
             (
                 "config.train.stop_after_steps",
                 f"must be 0 (off) or a multiple of train.steps_per_epoch ({train['steps_per_epoch']}) "
-                f"below train.steps ({train['steps']}), got {stop}",
+                f"below {below}, got {stop}",
             )
         )
     if c["optimizer"]["warmup_steps"] >= train["steps"]:
         problems.append(
             ("config.optimizer.warmup_steps", f"must be below train.steps ({train['steps']}), got {c['optimizer']['warmup_steps']}")
         )
-    spec = registry.methods.get(c["method"])
-    kind = registry.batch_kinds.get(spec.batch)
     if kind.needs_views and not c["augment"]["enabled"]:
         problems.append(
             ("config.augment.enabled", f"must be True for {c['method']}: its {kind.name} batches are augmented views")
         )
     if spec.check is not None:
         problems += spec.check(c)
-    data_kind = registry.data_kinds.get(kind.data)
     if data_kind.check is not None:
         problems += data_kind.check(c)
     return problems

@@ -158,6 +158,12 @@ class DataKind:
     job: str
     check: Callable[[Mapping], list] | None
     module: str
+    later_steps: Callable[[Mapping], int] | None = None
+
+    def run_steps(self, config: Mapping) -> int:
+        """Optimizer steps of the whole run: ``train.steps`` plus those of the job's later stages."""
+        later = self.later_steps(config) if self.later_steps is not None else 0
+        return int(config["train"]["steps"]) + int(later)
 
     def defaults(self) -> dict:
         """``{section: {key: default}}`` of the sections it replaces (``None``: a section it removes)."""
@@ -364,6 +370,7 @@ def register_data_kind(
     sections: Mapping[str, Mapping[str, Field] | None],
     job: str,
     check: Callable[[Mapping], list] | None = None,
+    later_steps: Callable[[Mapping], int] | None = None,
 ) -> DataKind:
     """Registers a data kind: what a run trains on, and the job that trains, evaluates and queries it.
 
@@ -383,6 +390,9 @@ def register_data_kind(
             ``lookup(workdir, query, k) -> str`` (what ``tfcontrast lookup`` prints).
         check: ``check(config_dict) -> [(key, message), ...]``: checks of its sections
             across keys (data paths, ...), run after every key is valid.
+        later_steps: ``later_steps(config_dict) -> int``: the steps the job trains
+            after the method's ``train.steps`` (a later stage of the run, e.g. the
+            text job's ``pairs`` stage); ``train.stop_after_steps`` may stop in them.
     """
     for section, fields in sections.items():
         missing = [key for key, f in (fields or {}).items() if f.default is MISSING]
@@ -396,6 +406,7 @@ def register_data_kind(
             job=job,
             check=check,
             module=_caller_module(),
+            later_steps=later_steps,
         )
     )
 

@@ -26,7 +26,7 @@ TOPICS = [
     "file path read write open directory encoding bytes".split(),
     "cluster kmeans centroid label distance inertia partition group".split(),
 ]
-ROWS = ("tfidf", "random_encoder", "word2vec_mean", "trained")
+ROWS = ("tfidf", "random_encoder", "word2vec_mean", "before_pairs", "trained")  # tiny_overrides runs the pair stage
 METRICS = ("span/recall@1", "span/recall@5", "span/mrr", "summary/recall@1", "summary/recall@5", "summary/mrr")
 COUNTS = ("span/n", "summary/n")
 
@@ -44,6 +44,7 @@ def tiny_overrides(folder) -> dict:
         "data.sequence_length": 32, "encoder.dim": 16, "train.steps": 4, "train.steps_per_epoch": 2,
         "train.batch_size": 8, "train.min_span_tokens": 4, "optimizer.warmup_steps": 0,
         "eval.word2vec_dim": 8, "eval.word2vec_epochs": 1, "index.lookup_k": 3,
+        "pairs.steps": 2, "pairs.warmup_steps": 0,
     }
 
 
@@ -138,10 +139,10 @@ def test_a_finished_run_is_not_retrained_and_another_config_is_refused(run, corp
 
 @pytest.mark.slow
 def test_full_size_declutr_on_the_docstrings_beats_tfidf_on_spans_and_answers_on_the_command_line(tmp_path):
-    """The packaged config as shipped (about 5 CPU-minutes on 2 cores): saved_model_cli and tfcontrast lookup.
+    """The packaged config as shipped (about 7 CPU-minutes on 2 cores): saved_model_cli and tfcontrast lookup.
 
-    Measured (benchmarks/RESULTS.md, section 11): span -> span recall@1 0.373 against TF-IDF's 0.198 (target met),
-    summary -> body 0.78x TF-IDF (the issue's target is 0.9x: not met; asserted at the measured level).
+    Measured (benchmarks/RESULTS.md, section 12): DeCLUTR then the (summary, body) pair stage; span -> span
+    beats TF-IDF and summary -> body reaches more than the issue's 0.9x TF-IDF (both targets met).
     """
     workdir = str(tmp_path / "text")
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
@@ -149,7 +150,7 @@ def test_full_size_declutr_on_the_docstrings_beats_tfidf_on_spans_and_answers_on
     subprocess.run([os.path.join(bin_dir, "tfcontrast"), "train", "--config", "declutr_docstrings", "--workdir", workdir],
                    check=True, env=env, capture_output=True)
     targets = json.load(open(Workdir(workdir).summary))["evaluation"]["targets"]
-    assert targets["span_beats_tfidf"] and targets["summary_ratio"] >= 0.75, targets
+    assert targets["span_beats_tfidf"] and targets["summary_at_least_0.9x"], targets
     looked_up = subprocess.run(
         [os.path.join(bin_dir, "tfcontrast"), "lookup", "--workdir", workdir, "--query", "eigenvalues of a symmetric matrix"],
         check=True, env=env, capture_output=True, text=True,

@@ -39,15 +39,25 @@ def build_encoder(config, input_shape) -> keras.Model:
         raise config_lib.ConfigError([("config.encoder", str(err))]) from None
 
 
-def build_optimizer(config) -> keras.optimizers.Optimizer:
-    """``optimizer.name`` at ``optimizer.lr``, warmed up linearly over ``warmup_steps``, then cosine (or constant)."""
-    o, steps = config.optimizer, config.train.steps
+def build_optimizer(
+    config, lr: float | None = None, steps: int | None = None, warmup_steps: int | None = None
+) -> keras.optimizers.Optimizer:
+    """``optimizer.name`` at ``optimizer.lr``, warmed up linearly over ``warmup_steps``, then cosine (or constant).
+
+    ``lr``, ``steps`` and ``warmup_steps`` replace ``optimizer.lr``,
+    ``train.steps`` and ``optimizer.warmup_steps`` (a later stage of a run with
+    its own schedule, e.g. the text job's ``pairs`` stage).
+    """
+    o = config.optimizer
+    lr = o.lr if lr is None else lr
+    steps = config.train.steps if steps is None else steps
+    warmup = o.warmup_steps if warmup_steps is None else warmup_steps
     schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0 if o.warmup_steps else o.lr,
-        decay_steps=max(steps - o.warmup_steps, 1),
+        initial_learning_rate=0.0 if warmup else lr,
+        decay_steps=max(steps - warmup, 1),
         alpha=1.0 if o.schedule == "constant" else 0.0,
-        warmup_target=o.lr if o.warmup_steps else None,
-        warmup_steps=o.warmup_steps,
+        warmup_target=lr if warmup else None,
+        warmup_steps=warmup,
     )
     kwargs = dict(learning_rate=schedule, weight_decay=o.weight_decay or None)
     if o.name == "sgd":

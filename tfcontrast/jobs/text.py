@@ -14,15 +14,22 @@
    seeded by ``seed``) and the method around it from its registration, and
    train with ``model.fit`` on its batch kind's stream, checkpointing every
    epoch (:mod:`tfcontrast.jobs.checkpoint`; the same command resumes);
+   then, with ``pairs.steps > 0``, the optional second stage on the same
+   encoder (:mod:`tfcontrast.jobs.text_pairs`): (first paragraph, rest) pairs
+   of the *training* documents with in-batch negatives, weak supervision
+   from the documents' layout, checkpointed in ``checkpoint_pairs/``
+   (a resumed run repeats and loses neither stage);
 4. save ``model/embedder.keras``: raw strings -> embeddings (vocabulary inside);
 5. :func:`evaluate`: on the held-out documents, span -> span and summary ->
    body retrieval (recall@1/@5, MRR; :func:`tfcontrast.text.evaluate_text_retrieval`)
    of the trained encoder next to TF-IDF (fitted on the training split), the
-   same encoder at its initial weights and the mean of SkipGram word vectors
-   trained on the training split (``eval.word2vec_*``); an index of every
+   same encoder at its initial weights, the mean of SkipGram word vectors
+   trained on the training split (``eval.word2vec_*``) and, when the pair
+   stage ran, the encoder before it (row ``before_pairs``); an index of every
    document (``index/``, payload = the document's name); a SavedModel
    (``export/``) whose ``lookup`` signature takes raw strings and returns the
-   ``index.lookup_k`` nearest names; ``summary.json`` and ``report.md``.
+   ``index.lookup_k`` nearest names; ``summary.json`` (``train.stages``:
+   each stage that ran, with its steps) and ``report.md``.
 
 :func:`lookup` embeds a query text and prints the nearest document names
 (``tfcontrast lookup --workdir runs/text --query "eigenvalues of a symmetric matrix"``).
@@ -40,11 +47,12 @@ import numpy as np
 
 from tfcontrast import config as config_lib, index as index_lib, registry, text
 from tfcontrast.fields import Choice, Float, Int, Str
-from tfcontrast.jobs import checkpoint, components, workdir as workdir_lib
+from tfcontrast.jobs import checkpoint, components, text_pairs, workdir as workdir_lib
 from tfcontrast.jobs.training import RunError, _previous_config, check_workdir, restore_checkpoint
 
 SOURCES = ("docstrings", "text_folder", "jsonl")
 REPORT = "report.md"
+BEFORE_PAIRS = "before_pairs"  # the results row of the method's encoder alone when the pair stage ran
 
 
 # ------------------------------------------------------------------ the job
@@ -131,24 +139,31 @@ def train(config, workdir: str, out: Callable[[str], None] = print) -> dict:
         f"{'resuming' if start_epoch else 'training'} {config.method} in {wd.root}: {config.train.steps} steps, "
         f"{len(data.train)} training documents ({len(data.held_out)} held out), vocabulary {data.vocab_size}"
     )
+    warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
     if start_epoch * spe < config.train.steps:
         saver = checkpoint.Checkpoint(wd.checkpoint, spe, state)
         stop = config.train.stop_after_steps
         stopper = checkpoint.StopAfter(stop if stop > start_epoch * spe else 0, spe)
-        warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed.*")
         model.fit(
             stream, epochs=config.train.steps // spe, steps_per_epoch=spe, initial_epoch=start_epoch,
-            callbacks=[saver, stopper, keras.callbacks.TensorBoard(log_dir=wd.logs, write_graph=False, profile_batch=0)],
+            callbacks=[saver, stopper, _tensorboard(wd.logs)],
             verbose=1,
         )
         state = checkpoint.read_state(wd.checkpoint)
-        if stopper.stopped and state["step"] < config.train.steps:
-            summary = {"status": "stopped", "method": config.method, "config": config.to_dict(), "train": _train_facts(config, state)}
-            workdir_lib.write_json(wd.summary, summary)
-            out(f"stopped after step {state['step']} (train.stop_after_steps); run the same command again to continue.")
-            return summary
+        if stopper.stopped and (state["step"] < config.train.steps or config.pairs.steps):
+            return _stopped(config, wd, state, None, out)
 
-    strings = text.string_encoder(data.vectorizer, registry.methods.get(config.method).embedder(model))
+    encoder = registry.methods.get(config.method).embedder(model)
+    try:  # the optional (summary, body) pair stage on the trained encoder (tfcontrast.jobs.text_pairs)
+        pair_state = text_pairs.train(config, data, encoder, wd, [_tensorboard(os.path.join(wd.logs, text_pairs.NAME))], out)
+    except ValueError as err:
+        if isinstance(err, RunError):
+            raise
+        raise config_lib.ConfigError([("config.pairs", str(err))]) from None
+    if pair_state is not None and pair_state["step"] < config.pairs.steps:
+        return _stopped(config, wd, state, pair_state, out)
+
+    strings = text.string_encoder(data.vectorizer, encoder)
     workdir_lib.atomic_write(wd.embedder, lambda tmp: strings.save(tmp), suffix=".keras")
     out(f"trained in {time.perf_counter() - started:.1f} s")
     return evaluate(wd.root, out=out, data=data)
@@ -177,8 +192,10 @@ def evaluate(workdir: str, out: Callable[[str], None] = print, data: text.TextDa
         "tfidf": text.tfidf_embedder(data.train.texts),
         "random_encoder": text.embedder(random_strings),
         "word2vec_mean": lambda texts: skipgram.mean_vectors(text.tokenize(data.vectorizer, texts)),
-        "trained": text.embedder(strings),
     }
+    if config.pairs.steps:  # the method's encoder alone (its last checkpoint), before the pair stage
+        rows[BEFORE_PAIRS] = text.embedder(text.string_encoder(data.vectorizer, _method_encoder(config, data, wd)))
+    rows["trained"] = text.embedder(strings)
     tasks = text.retrieval_tasks(data.held_out, seed=config.seed)
     results = {name: text.evaluate_text_retrieval(embed, tasks) for name, embed in rows.items()}
 
@@ -195,7 +212,7 @@ def evaluate(workdir: str, out: Callable[[str], None] = print, data: text.TextDa
         "workdir": wd.root,
         "config": config.to_dict(),
         "data": data.metadata(),
-        "train": _train_facts(config, state),
+        "train": _train_facts(config, state, checkpoint.read_state(wd.path(text_pairs.FOLDER)) if config.pairs.steps else None),
         "evaluation": {
             "held_out_documents": len(data.held_out),
             "queries": {name: len(task) for name, task in tasks.items()},
@@ -237,8 +254,9 @@ def lookup(workdir: str, query: str, k: int = 5, raw: bool = False, index: str |
 def headline(summary: dict) -> str:
     """Two lines: the trained encoder against TF-IDF on both tasks, and whether the targets are met."""
     r, t = summary["evaluation"]["results"], summary["evaluation"]["targets"]
+    stages = " + ".join(stage["name"] for stage in summary["train"].get("stages", [])) or summary["method"]
     return (
-        f"{summary['method']}: span->span recall@1 {r['trained']['span/recall@1']:.3f} (TF-IDF {r['tfidf']['span/recall@1']:.3f}); "
+        f"{stages}: span->span recall@1 {r['trained']['span/recall@1']:.3f} (TF-IDF {r['tfidf']['span/recall@1']:.3f}); "
         f"summary->body recall@1 {r['trained']['summary/recall@1']:.3f} (TF-IDF {r['tfidf']['summary/recall@1']:.3f}, "
         f"ratio {t['summary_ratio']:.2f})\n"
         f"  targets: beats TF-IDF on span->span: {t['span_beats_tfidf']}; >= 0.9x TF-IDF on summary->body: {t['summary_at_least_0.9x']}"
@@ -255,6 +273,13 @@ def _targets(results: dict) -> dict:
     }
 
 
+def _method_encoder(config, data: text.TextData, wd: workdir_lib.Workdir) -> keras.Model:
+    """The encoder at the end of the method's own stage (``checkpoint/``), i.e. before the pair stage."""
+    model = build_model(config, data)
+    restore_checkpoint(model, wd, out=lambda line: None)
+    return registry.methods.get(config.method).embedder(model)
+
+
 def _skipgram(config, data: text.TextData) -> text.SkipGram:
     """SkipGram word vectors trained on the training split (the word2vec baseline), seeded by ``config.seed``."""
     e = config.eval
@@ -269,16 +294,45 @@ def _skipgram(config, data: text.TextData) -> text.SkipGram:
     return model
 
 
-def _train_facts(config, state) -> dict:
+def _tensorboard(folder: str) -> keras.callbacks.TensorBoard:
+    return keras.callbacks.TensorBoard(log_dir=folder, write_graph=False, profile_batch=0)
+
+
+def _stopped(config, wd: workdir_lib.Workdir, state: dict, pair_state: dict | None, out: Callable[[str], None]) -> dict:
+    """Writes the summary of a run stopped by ``train.stop_after_steps`` (resumable) and returns it."""
+    summary = {"status": "stopped", "method": config.method, "config": config.to_dict(), "train": _train_facts(config, state, pair_state)}
+    workdir_lib.write_json(wd.summary, summary)
+    step = state["step"] + (pair_state["step"] if pair_state else 0)
+    out(f"stopped after step {step} (train.stop_after_steps); run the same command again to continue.")
+    return summary
+
+
+def _stage_facts(steps: int, state: dict | None, batch_size: int) -> dict:
+    state = state or {"step": 0}
     history = state.get("history") or {}
     wall = float(state.get("train_wall_time_s", 0.0))
     return {
-        "steps": config.train.steps,
+        "steps": steps,
         "steps_done": int(state["step"]),
         "wall_time_s": round(wall, 1),
-        "documents_per_second": round(state["step"] * config.train.batch_size / wall, 1) if wall > 0 else None,
+        "documents_per_second": round(state["step"] * batch_size / wall, 1) if wall > 0 else None,
         "final_metrics": {k: round(v[-1], 6) for k, v in history.items() if v},
     }
+
+
+def _train_facts(config, state, pair_state: dict | None = None) -> dict:
+    """The method's training facts (``steps``, ``steps_done``, ...) and ``stages``: what each stage ran."""
+    facts = _stage_facts(config.train.steps, state, config.train.batch_size)
+    stages = [{"name": config.method, "data": "training documents (the method's views)", **facts}]
+    if config.pairs.steps:
+        stages.append(
+            {
+                "name": text_pairs.NAME,
+                "data": "(first paragraph, rest) pairs of the training documents; in-batch negatives",
+                **_stage_facts(config.pairs.steps, pair_state, config.train.batch_size),
+            }
+        )
+    return {**facts, "stages": stages}
 
 
 def _write_report(path: str, summary: dict, table: str) -> None:
@@ -287,9 +341,12 @@ def _write_report(path: str, summary: dict, table: str) -> None:
         f.write(f"# {summary['method']} on {data.get('source', 'documents')}\n\n")
         f.write(
             f"{data['documents']} documents ({data['train']} train, {data['held_out']} held out), "
-            f"vocabulary {data['vocab_size']}, sequence length {data['sequence_length']}; "
-            f"{summary['train']['steps_done']} steps in {summary['train']['wall_time_s']} s.\n\n"
+            f"vocabulary {data['vocab_size']}, sequence length {data['sequence_length']}.\n\n"
+            "Training stages of the `trained` row, in order:\n\n"
         )
+        for stage in summary["train"]["stages"]:
+            f.write(f"- {stage['name']}: {stage['steps_done']} steps in {stage['wall_time_s']} s on {stage['data']}\n")
+        f.write("\n")
         f.write(table + "\n\n" + headline(summary) + "\n")
 
 
@@ -345,7 +402,9 @@ registry.register_data_kind(
             "word2vec_epochs": Int(2, "word2vec baseline: passes over the training split", min=1),
         },
         "index": {"lookup_k": Int(10, "names returned by the exported `lookup` signature", min=1)},
+        "pairs": text_pairs.SECTION,
     },
     job=__name__,
-    check=_text_checks,
+    check=lambda c: _text_checks(c) + text_pairs.checks(c),
+    later_steps=text_pairs.later_steps,
 )

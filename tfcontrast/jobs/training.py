@@ -188,16 +188,22 @@ def check_workdir(wd: workdir_lib.Workdir, config) -> ml_collections.ConfigDict 
     return previous
 
 
-def restore_checkpoint(model, wd: workdir_lib.Workdir, out: Callable[[str], None] = print) -> dict | None:
+def restore_checkpoint(
+    model, wd: workdir_lib.Workdir, out: Callable[[str], None] = print, directory: str | None = None
+) -> dict | None:
     """The run's last usable checkpoint restored into ``model`` (its state), or ``None`` for a new run.
+
+    ``directory``: a checkpoint folder of the run other than ``wd.checkpoint``
+    (a later stage's, e.g. the text job's ``checkpoint_pairs/``).
 
     Raises:
         RunError: no checkpoint of the run can be restored.
     """
+    directory = wd.checkpoint if directory is None else directory
     try:
-        return checkpoint.restore(model, wd.checkpoint, out=out)
+        return checkpoint.restore(model, directory, out=out)
     except (OSError, ValueError) as err:
-        raise RunError(f"cannot restore the checkpoint in {wd.checkpoint}: {err}") from None
+        raise RunError(f"cannot restore the checkpoint in {directory}: {err}") from None
 
 
 def _previous_config(wd: workdir_lib.Workdir):

@@ -7,6 +7,7 @@
       input_contract.json  shape, dtype, value range and scale of the training inputs
                            (tfcontrast.contract.InputContract; `lookup` checks queries against it)
       checkpoint/          state.json (epoch, step, history, wall time) + the weights it names
+      checkpoint_pairs/    text runs with a pair stage (pairs.steps > 0): the same, for that stage
       logs/                TensorBoard event files (``tensorboard --logdir <workdir>/logs``)
       model/embedder.keras the trained embedding network (images -> embeddings)
       index/               the saved index of the training embeddings, with labels (ids = training-split
