@@ -14,7 +14,7 @@ and PIRL's registered defaults.
 One departure from the paper: the NCE noise level mu is re-estimated on every
 step (``noise_momentum`` 0) instead of fixed on the first batch (1, NPID and
 PIRL's practice). Digits' representations cluster by class, so the batch
-estimate of log mu grows from 1.7 (random bank) to about 9; with the first
+estimate of log mu grows from 1.7 (random bank) to 9-12; with the first
 batch's mu the 1,024 negatives outweigh the positive and the bank loses its
 classes (kNN 0.803, nuisance kNN 0.292 in benchmarks/RESULTS.md section 14,
 below the random encoder).

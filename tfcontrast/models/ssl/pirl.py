@@ -30,15 +30,15 @@ PIRL's practice (Wu et al., CVPR 2018; VISSL's ``NCELossWithMemory``): mu
 is estimated on the first batch, while the bank is still random, and then
 kept. That assumes the representations stay as spread out as random
 vectors. When they do not (a small dataset with few classes: on digits the
-batch estimate of log mu grows from 1.7 at step 0 to about 9-10 once the
-bank holds trained entries), the fixed mu is too small by a factor of
-thousands: every negative closer than ``cos ~ t log(N mu_0)`` gets a weight
-near 1 in the gradient, the N negatives outweigh the single positive by two
+batch estimate of log mu grows from 1.7 at step 0 to 9-12 once the bank
+holds trained entries), the fixed mu is too small by a factor of thousands:
+every negative closer than ``cos ~ t log(N mu_0)`` gets a weight near 1 in
+the gradient, the N negatives outweigh the single positive by two to three
 orders of magnitude, the same-class entries are pushed apart and the bank
 loses its structure (``benchmarks/RESULTS.md``, section 14). rho < 1 keeps
-``N mu`` at the current sum over the negatives, so their total weight stays
-about 1, as in the softmax (InfoNCE) form; ``configs/pirl_digits.py`` uses
-rho = 0 (this step's estimate).
+``N mu`` near the current sum over the negatives, so their total weight
+stays about 1, as in the softmax (InfoNCE) form; ``configs/pirl_digits.py``
+uses rho = 0 (this step's estimate).
 
 Batches carry each image's index (the row of its memory entry):
 ``((view_1, view_2), index)`` from :func:`tfcontrast.data.indexed_dataset`,
