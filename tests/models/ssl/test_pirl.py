@@ -5,6 +5,7 @@ replicas = one device with identical banks) is in
 ``tests/models/test_registered_methods.py``.
 """
 
+import contextlib
 import math
 
 import keras
@@ -175,6 +176,27 @@ def test_with_noise_momentum_0_every_step_stores_its_own_batch_s_level(digits):
         assert float(model.log_noise_mean.numpy()) == pytest.approx(want, rel=1e-5)
         levels.append(want)
     assert len(set(np.round(levels, 5))) == 3  # the weights and the memory moved: so did the level
+
+
+def test_two_replicas_track_the_noise_level_and_the_bank_as_one_device(digits, two_replicas):
+    v1, v2 = views(digits, n=16)
+    stream = tf.data.Dataset.from_tensor_slices(((v1, v2), tf.range(16))).batch(8)  # two steps of 8
+    models = []
+    for strategy in (None, two_replicas):
+        with strategy.scope() if strategy else contextlib.nullcontext():
+            model = pirl(noise_momentum=0.5)
+            model.compile(optimizer=keras.optimizers.SGD(0.5))
+        if models:
+            model.set_weights(models[0].get_weights())  # weights, bank, seed
+        models.append(model)
+    levels = []
+    for model in models:
+        model.fit(stream, epochs=1, verbose=0)
+        levels.append(float(model.log_noise_mean.numpy()))
+    assert int(models[1].step.numpy()) == 2 and levels[1] == pytest.approx(levels[0], rel=1e-5)
+    np.testing.assert_allclose(models[1].memory.numpy(), models[0].memory.numpy(), rtol=1e-4, atol=1e-6)
+    copies = two_replicas.experimental_local_results(models[1].log_noise_mean.value)
+    assert float(copies[0]) == float(copies[1])
 
 
 def memory_knn(memory, labels, k=10):
