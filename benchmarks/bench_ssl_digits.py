@@ -104,7 +104,7 @@ CONFIGS = {
     "moco": dict(projection_dim=64, hidden_dim=256, queue_size=1024, temperature=0.2),
     "mochi": dict(projection_dim=64, hidden_dim=256, queue_size=1024, temperature=0.2,
                   top_k=128, num_mixed=128, num_query_mixed=32, mixing_start_step=220),
-    "pirl": dict(projection_dim=64, num_negatives=1024, jigsaw_grid=2),
+    "pirl": dict(projection_dim=64, num_negatives=1024, jigsaw_grid=2, noise_momentum=0.0),
 }
 K = 20
 TARGET_KNN = 0.85  # the kNN bar under the nuisance

@@ -14,10 +14,12 @@ memory,
 averaged over the batch: h is the probability that the pair came from the
 data rather than from the N noise samples. ``N mu`` is PIRL's sum over its
 negatives ``sum_j exp(x.m_j / t)`` (eq. 2) replaced by its expectation, with
-``mu = E[exp(x.m' / t)]`` over memory entries m' (NPID's ``Z / |D|``). Like
-NPID, a caller estimates mu once, on the first batch, and keeps it fixed
-(``log_noise_mean``); left ``None`` it is estimated on the call's own
-(global) batch, without gradient (:func:`nce_log_noise_mean`).
+``mu = E[exp(x.m' / t)]`` over memory entries m' (NPID's ``Z / |D|``). The
+caller passes ``log_noise_mean``: NPID and PIRL estimate mu once, on the
+first batch, and keep it fixed; :class:`tfcontrast.models.PIRL` can also
+track it (``noise_momentum``), which a representation that does not stay
+spread out needs. Left ``None`` it is estimated on the call's own (global)
+batch, without gradient (:func:`nce_log_noise_mean`).
 
 Numerics: ``h = sigmoid(x.m/t - c)`` with ``c = log(N mu)``, so
 ``-log h = softplus(c - x.m/t)`` and ``-log(1 - h) = softplus(x.m/t - c)``:

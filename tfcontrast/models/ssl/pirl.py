@@ -19,6 +19,27 @@ uniformly from the bank (PIRL's NCE, :class:`tfcontrast.losses.NCELoss`):
 
     L = lambda L_NCE(m_I, g(v_It)) + (1 - lambda) L_NCE(m_I, f(v_I)),   lambda = ``loss_weight``.
 
+The NCE's noise level mu (the expected ``exp(x.m'/t)`` over memory entries
+m', so that ``N mu`` stands for PIRL's sum over the negatives) is tracked as
+
+    mu_0 = mu_batch(0),   mu_k = rho mu_{k-1} + (1 - rho) mu_batch(k),   rho = ``noise_momentum``,
+
+with mu_batch(k) the mean of ``exp(x.n_j/t)`` over step k's queries and
+negatives (global batch, no gradient). rho = 1 (the default) is NPID's and
+PIRL's practice (Wu et al., CVPR 2018; VISSL's ``NCELossWithMemory``): mu
+is estimated on the first batch, while the bank is still random, and then
+kept. That assumes the representations stay as spread out as random
+vectors. When they do not (a small dataset with few classes: on digits the
+batch estimate of log mu grows from 1.7 at step 0 to 9-12 once the bank
+holds trained entries), the fixed mu is too small by a factor of thousands:
+every negative closer than ``cos ~ t log(N mu_0)`` gets a weight near 1 in
+the gradient, the N negatives outweigh the single positive by two to three
+orders of magnitude, the same-class entries are pushed apart and the bank
+loses its structure (``benchmarks/RESULTS.md``, section 14). rho < 1 keeps
+``N mu`` near the current sum over the negatives, so their total weight
+stays about 1, as in the softmax (InfoNCE) form; ``configs/pirl_digits.py``
+uses rho = 0 (this step's estimate).
+
 Batches carry each image's index (the row of its memory entry):
 ``((view_1, view_2), index)`` from :func:`tfcontrast.data.indexed_dataset`,
 the batch kind ``indexed_views`` registered here for the ``tfcontrast``
@@ -26,6 +47,8 @@ command.
 """
 
 from __future__ import annotations
+
+import math
 
 import keras
 import tensorflow as tf
@@ -81,9 +104,10 @@ class PIRL(TwoViewModel):
     View 1 feeds f, view 2 the jigsaw; ``index`` must lie in ``[0, memory_size)``.
 
     **State.** The memory bank ``memory`` ``[memory_size, projection_dim]``
-    (float32, started with random unit vectors as NPID does), the fixed
-    noise level ``log_noise_mean`` (log mu of the NCE, estimated on the first
-    training batch), the step and the seed of the random draws are model
+    (float32, started with random unit vectors as NPID does), the noise
+    level ``log_noise_mean`` (log mu of the NCE: estimated on the first
+    training batch, then kept or tracked as ``noise_momentum`` says; see the
+    module docstring), the step and the seed of the random draws are model
     variables: checkpointed and restored with the weights.
 
     **Draws.** Every step draws one jigsaw permutation per image and N
@@ -116,6 +140,9 @@ class PIRL(TwoViewModel):
         memory_momentum: mu of the memory EMA, in [0, 1) (paper: 0.5).
         loss_weight: lambda, the weight of the jigsaw term, in [0, 1] (paper: 0.5).
         jigsaw_grid: tiles per side of the jigsaw (paper: 3).
+        noise_momentum: rho of the noise level's EMA, in [0, 1]: 1 (the
+            default, NPID and PIRL) fixes mu on the first batch, 0 re-estimates
+            it on every step's batch (module docstring: why digits needs < 1).
         augment, collapse_metrics: see :class:`tfcontrast.models.ssl.base.TwoViewModel`.
 
     Raises:
@@ -139,6 +166,7 @@ class PIRL(TwoViewModel):
         memory_momentum: float = 0.5,
         loss_weight: float = 0.5,
         jigsaw_grid: int = 3,
+        noise_momentum: float = 1.0,
         augment=None,
         collapse_metrics: bool = True,
         **kwargs,
@@ -162,6 +190,7 @@ class PIRL(TwoViewModel):
         self.memory_momentum = validation.check_fraction(memory_momentum, "memory_momentum")
         self.loss_weight = validation.check_fraction(loss_weight, "loss_weight", inclusive_high=True)
         self.jigsaw_grid = jigsaw_grid
+        self.noise_momentum = validation.check_fraction(noise_momentum, "noise_momentum", inclusive_high=True)
         self.nce = losses.NCELoss(temperature)
         self.temperature = self.nce.temperature
         tiles = jigsaw_grid * jigsaw_grid
@@ -234,17 +263,31 @@ class PIRL(TwoViewModel):
         negatives = tf.gather(memory, negative_index)
         mask = negative_index[None, :] != index[:, None]  # never the query's own image
         estimate = losses.nce_log_noise_mean(tf.concat([f, g], 0), negatives, self.temperature, tf.concat([mask, mask], 0))
-        log_noise_mean = tf.where(self.step > 0, tf.convert_to_tensor(self.log_noise_mean), estimate)
+        log_noise_mean = tf.where(self.step > 0, self.tracked_log_noise_mean(estimate), estimate)
         jigsaw_loss = self.nce(g, positives, negatives, log_noise_mean, mask)
         image_loss = self.nce(f, positives, negatives, log_noise_mean, mask)
         loss = self.loss_weight * jigsaw_loss + (1.0 - self.loss_weight) * image_loss
         extras = {"index": index, "image_projections": tf.math.l2_normalize(f, axis=1), "log_noise_mean": log_noise_mean}
         return loss, f, representations, extras
 
+    def tracked_log_noise_mean(self, estimate) -> tf.Tensor:
+        """log mu of a step after the first: ``log(rho mu_prev + (1 - rho) mu_batch)``, rho = ``noise_momentum``.
+
+        ``estimate`` is ``log mu_batch`` of this step; rho = 1 keeps the stored
+        level (the first batch's), rho = 0 takes the estimate.
+        """
+        previous = tf.convert_to_tensor(self.log_noise_mean)
+        rho = self.noise_momentum
+        if rho == 1.0:
+            return previous
+        if rho == 0.0:
+            return estimate
+        return tf.reduce_logsumexp(tf.stack([previous + math.log(rho), estimate + math.log(1.0 - rho)]))
+
     # ---------------------------------------------------------------- memory
 
     def after_update(self, projections, state) -> None:
-        """The memory EMA of the global batch's images, the fixed noise level, then k <- k + 1."""
+        """The memory EMA of the global batch's images, the step's noise level, then k <- k + 1."""
         super().after_update(projections, state)
         index, _ = distribute.gather(state["index"])
         rows, _ = distribute.gather(state["image_projections"])
@@ -276,6 +319,7 @@ class PIRL(TwoViewModel):
             "memory_momentum": self.memory_momentum,
             "loss_weight": self.loss_weight,
             "jigsaw_grid": self.jigsaw_grid,
+            "noise_momentum": self.noise_momentum,
         }
 
 
@@ -336,6 +380,8 @@ register_method(
         "memory_momentum": Float(doc="EMA rate of the memory entries, in [0, 1) (paper: 0.5)", within="[0, 1)"),
         "loss_weight": Float(doc="lambda: weight of the jigsaw term, in [0, 1] (paper: 0.5)", within="[0, 1]"),
         "jigsaw_grid": Int(doc="tiles per side of the jigsaw (paper: 3; 2 on 8 x 8 digits)", min=1),
+        "noise_momentum": Float(doc="rho: EMA rate of the NCE noise level mu, in [0, 1]; 1 = estimated on the "
+                                "first batch and fixed (NPID, PIRL), 0 = re-estimated every step", within="[0, 1]"),
     },
     build=build_pirl,
     example={"projection_dim": 16, "num_negatives": 64, "jigsaw_grid": 2},
