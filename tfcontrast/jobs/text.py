@@ -156,9 +156,9 @@ def train(config, workdir: str, out: Callable[[str], None] = print) -> dict:
     encoder = registry.methods.get(config.method).embedder(model)
     try:  # the optional (summary, body) pair stage on the trained encoder (tfcontrast.jobs.text_pairs)
         pair_state = text_pairs.train(config, data, encoder, wd, [_tensorboard(os.path.join(wd.logs, text_pairs.NAME))], out)
+    except RunError:
+        raise
     except ValueError as err:
-        if isinstance(err, RunError):
-            raise
         raise config_lib.ConfigError([("config.pairs", str(err))]) from None
     if pair_state is not None and pair_state["step"] < config.pairs.steps:
         return _stopped(config, wd, state, pair_state, out)

@@ -37,6 +37,8 @@ from __future__ import annotations
 from typing import Callable
 
 import keras
+import numpy as np
+import tensorflow as tf
 
 from tfcontrast import text
 from tfcontrast.fields import Float, Int
@@ -75,12 +77,22 @@ def checks(c) -> list[tuple[str, str]]:
 
 def training_pairs(data: text.TextData) -> tuple[list[str], list[str]]:
     """``(summaries, bodies)`` of the training documents that have both, each with at least one token."""
+    queries, passages, _, _ = _tokenized_pairs(data)
+    return queries, passages
+
+
+def _tokenized_pairs(data: text.TextData):
+    """:func:`training_pairs` and their token ids (ragged ``[pairs, (tokens)]``; ``None`` without pairs), tokenized once."""
     task = text.evaluation.summary_task(data.train)
     queries, passages = list(task.queries), list(task.targets)
-    query_lengths = text.tokenize(data.vectorizer, queries).row_lengths().numpy() if queries else []
-    passage_lengths = text.tokenize(data.vectorizer, passages).row_lengths().numpy() if passages else []
-    keep = [i for i, (a, b) in enumerate(zip(query_lengths, passage_lengths)) if a > 0 and b > 0]
-    return [queries[i] for i in keep], [passages[i] for i in keep]
+    if not queries:
+        return [], [], None, None
+    query_ids, passage_ids = text.tokenize(data.vectorizer, queries), text.tokenize(data.vectorizer, passages)
+    keep = np.flatnonzero((query_ids.row_lengths().numpy() > 0) & (passage_ids.row_lengths().numpy() > 0))
+    return (
+        [queries[i] for i in keep], [passages[i] for i in keep],
+        tf.gather(query_ids, keep), tf.gather(passage_ids, keep),
+    )
 
 
 def stream(config, data: text.TextData, start_step: int = 0):
@@ -89,15 +101,14 @@ def stream(config, data: text.TextData, start_step: int = 0):
     Raises:
         ValueError: fewer pairs than ``train.batch_size``.
     """
-    queries, passages = training_pairs(data)
+    queries, _, query_ids, passage_ids = _tokenized_pairs(data)
     if len(queries) < config.train.batch_size:
         raise ValueError(
             f"the pair stage needs train.batch_size ({config.train.batch_size}) (summary, body) pairs, but only "
             f"{len(queries)} training documents have a first paragraph followed by a blank line and a body."
         )
     batches = text.pair_batches(
-        text.tokenize(data.vectorizer, queries), text.tokenize(data.vectorizer, passages),
-        config.train.batch_size, config.data.sequence_length, seed=config.seed, steps=config.pairs.steps,
+        query_ids, passage_ids, config.train.batch_size, config.data.sequence_length, seed=config.seed, steps=config.pairs.steps,
     )
     return batches.skip(start_step)
 
